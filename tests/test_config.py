@@ -1,0 +1,167 @@
+"""load_config: FC's shapes, our extensions, and errors that name the field path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fc_wsgi import ALL_METHODS, ConfigError, TriggerConfig, load_config
+from fc_wsgi.config import describe
+
+BASE = {"authType": "anonymous", "methods": ["GET"]}
+
+
+def test_bare_trigger_config_loads_with_fc_defaults():
+    config = load_config(BASE)
+    assert config.methods == ("GET",)
+    assert config.profile == "fc3"
+    assert config.limits.max_header_bytes == 8192
+    assert config.limits.max_url_bytes == 4096
+    assert config.limits.max_body_bytes == 32 * 2**20
+    assert config.limits.max_async_body_bytes == 128 * 2**10
+    assert config.cors.mode == "fc"
+    assert config.async_.max_async_retry_attempts == 3
+    assert config.async_.max_async_event_age_in_seconds == 86400
+
+
+def test_whole_fc_trigger_resource_loads(tmp_path):
+    resource = {
+        "triggerName": "http",
+        "triggerType": "http",
+        "qualifier": "LATEST",
+        "description": "copied from s.yaml",
+        "triggerConfig": {**BASE, "methods": ["get", "POST", "GET"], "disableURLInternet": False},
+    }
+    path = tmp_path / "trigger.json"
+    path.write_text(json.dumps(resource))
+    assert load_config(path).methods == ("GET", "POST")
+    assert load_config(str(path)) == load_config(path)
+
+
+def test_a_loaded_config_passes_through():
+    config = load_config(BASE)
+    assert load_config(config) is config
+
+
+def test_auth_config_as_fcs_json_string_is_accepted_as_an_object():
+    config = load_config({**BASE, "authConfig": json.dumps({"tokenLookup": "header:A"})})
+    assert config.auth_config == {"tokenLookup": "header:A"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        pytest.param({"authType": "anonymous"}, "methods: required", id="methods missing"),
+        pytest.param({**BASE, "methods": []}, "methods: must list", id="methods empty"),
+        pytest.param({**BASE, "methods": ["TRACE"]}, "methods[0]: must be one of", id="method"),
+        pytest.param({**BASE, "methods": "GET"}, "methods: must be an array", id="methods type"),
+        pytest.param({**BASE, "authType": "basic"}, "authType: must be one of", id="authType"),
+        pytest.param({**BASE, "profile": "fc4"}, "profile: must be one of", id="profile"),
+        pytest.param({**BASE, "extra": 1}, "extra: unknown field", id="unknown"),
+        pytest.param(
+            {**BASE, "limits": {"maxHeaderBytes": "8k"}},
+            "limits.maxHeaderBytes: must be an integer",
+            id="limit type",
+        ),
+        pytest.param(
+            {**BASE, "limits": {"maxUrlBytes": 0}},
+            "limits.maxUrlBytes: must be 1..",
+            id="limit range",
+        ),
+        pytest.param(
+            {**BASE, "async": {"maxAsyncRetryAttempts": 12}},
+            "async.maxAsyncRetryAttempts: must be 0..8, got 12",
+            id="retries",
+        ),
+        pytest.param(
+            {**BASE, "async": {"maxAsyncEventAgeInSeconds": 0}},
+            "async.maxAsyncEventAgeInSeconds: must be 1..604800",
+            id="age",
+        ),
+        pytest.param(
+            {**BASE, "async": {"destinationConfig": {"onSuccess": {"x": 1}}}},
+            "async.destinationConfig.onSuccess.x: unknown field",
+            id="destination",
+        ),
+        pytest.param({**BASE, "cors": {"mode": "lax"}}, "cors.mode: must be one of", id="cors"),
+        pytest.param(
+            {**BASE, "cors": {"allowCredentials": "yes"}},
+            "cors.allowCredentials: must be true or false",
+            id="bool",
+        ),
+        pytest.param(
+            {**BASE, "authConfig": "{nope"}, "authConfig: is not valid JSON", id="authConfig json"
+        ),
+        pytest.param(
+            {"triggerType": "timer", "triggerConfig": BASE},
+            "triggerType: must be http",
+            id="resource type",
+        ),
+        pytest.param(
+            {"triggerConfig": {"authType": "anonymous"}},
+            "triggerConfig.methods: required",
+            id="resource path",
+        ),
+        pytest.param(
+            {**BASE, "defaultDomain": 1},
+            "defaultDomain: must be true or false",
+            id="int is not bool",
+        ),
+        pytest.param(
+            {**BASE, "limits": {"maxBodyBytes": True}},
+            "limits.maxBodyBytes: must be an integer",
+            id="bool is not int",
+        ),
+    ],
+)
+def test_bad_values_name_their_field_path(raw, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_config(raw)
+
+
+def test_auth_types_of_later_releases_are_refused_clearly():
+    with pytest.raises(ConfigError, match="authType: 'jwt' is not available"):
+        load_config({**BASE, "authType": "jwt"})
+
+
+def test_secrets_never_appear_in_errors_or_descriptions(monkeypatch):
+    monkeypatch.setenv("AK2_SECRET", "env-secret-value")
+    keys = [
+        {"id": "AK1", "secret": "inline-secret-value"},
+        {"id": "AK2", "secretEnv": "AK2_SECRET"},
+    ]
+    config = load_config({**BASE, "accessKeys": keys})
+    assert [k.secret for k in config.access_keys] == ["inline-secret-value", "env-secret-value"]
+    shown = repr(config) + repr(list(describe(config)))
+    assert "secret-value" not in shown
+    assert "AK1, AK2" in dict(describe(config))["accessKeys"]
+    with pytest.raises(ConfigError) as caught:
+        load_config({**BASE, "accessKeys": [*keys, {"id": "AK1", "secret": "other-secret"}]})
+    assert "duplicate" in str(caught.value) and "secret" not in str(caught.value).split(":")[0]
+    assert "other-secret" not in str(caught.value)
+
+
+def test_secret_env_must_be_set(monkeypatch):
+    monkeypatch.delenv("NOPE_SECRET", raising=False)
+    with pytest.raises(ConfigError, match=r"accessKeys\[0\].secretEnv: environment variable"):
+        load_config({**BASE, "accessKeys": [{"id": "a", "secretEnv": "NOPE_SECRET"}]})
+
+
+def test_unreadable_and_invalid_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        load_config(bad)
+
+
+def test_default_trigger_in_code_allows_every_method():
+    assert TriggerConfig(auth_type="anonymous").methods == ALL_METHODS
+
+
+def test_config_is_frozen():
+    config = load_config(BASE)
+    with pytest.raises(AttributeError):
+        config.profile = "fc2"  # type: ignore[misc]
