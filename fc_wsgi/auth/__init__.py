@@ -1,0 +1,1 @@
+"""Authentication as FC's HTTP triggers do it: anonymous, FC signatures, JWT."""

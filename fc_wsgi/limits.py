@@ -1,0 +1,250 @@
+"""LimitGuard: the trigger's methods and FC's request size limits (fc-spec.md sections 3, 5).
+
+FC refuses, before the function runs and without billing it, a method the trigger does not
+allow (403) and a request whose headers pass 8 KiB, whose path and query pass 4 KiB, or whose
+body passes 32 MiB (128 KiB for ``X-Fc-Invocation-Type: Async``) with 400 ``InvalidArgument``.
+
+A body is never buffered to be counted. A ``Content-Length`` over the limit is refused before
+the app runs; a body within its ``Content-Length`` is framed by the server. A chunked body
+(only where the server sets ``wsgi.input_terminated``) is counted as the app reads it: one
+byte past the limit raises :class:`~fc_wsgi.errors.BodyTooLarge` from ``wsgi.input``, and
+since an app may swallow that exception, its answer is replaced by FC's 400 all the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import IO, TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from ._wsgi import close_iterable, discard
+from .config import ALL_METHODS
+from .errors import AccessDenied, BodyTooLarge, FcError, InvalidArgument, error_response
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from .config import Profile
+
+# Characters a client may leave unescaped in a path (RFC 3986 pchar and "/").
+_PATH_SAFE = "/;=:@&$,+!~*'()"
+# Header names that the environ keeps without the HTTP_ prefix (PEP 3333).
+_UNPREFIXED_HEADERS = {"CONTENT_TYPE": len("content-type"), "CONTENT_LENGTH": len("content-length")}
+
+
+class LimitGuard:
+    """Refuse, as FC does, what the trigger does not allow or what is over FC's limits."""
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        *,
+        methods: Iterable[str] = ALL_METHODS,
+        max_header_bytes: int = 8192,
+        max_url_bytes: int = 4096,
+        max_body_bytes: int = 32 * 2**20,
+        max_async_body_bytes: int = 128 * 2**10,
+        profile: Profile = "fc3",
+    ) -> None:
+        self.app = app
+        self.methods = frozenset(m.upper() for m in methods)
+        self.max_header_bytes = max_header_bytes
+        self.max_url_bytes = max_url_bytes
+        self.max_body_bytes = max_body_bytes
+        self.max_async_body_bytes = max_async_body_bytes
+        self.profile = profile
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            body_limit = self._check(environ)
+        except FcError as error:
+            return error_response(error, environ, start_response, self.profile)
+        if body_limit is None:
+            return self.app(environ, start_response)
+        return self._guard_stream(environ, start_response, body_limit)
+
+    def _check(self, environ: WSGIEnvironment) -> int | None:
+        """Raise the FC error for this request, or return the limit a chunked body must keep."""
+        method = environ["REQUEST_METHOD"]
+        if method not in self.methods and method.upper() not in self.methods:
+            raise AccessDenied(f"method {method!r} is not allowed by this HTTP trigger")
+
+        url_bytes = _raw_url_length(environ)
+        if url_bytes > self.max_url_bytes:
+            raise InvalidArgument(
+                f"request path and query size {url_bytes} exceeds the limit of "
+                f"{self.max_url_bytes} bytes"
+            )
+
+        header_bytes = 0
+        for key, value in environ.items():
+            if key[:5] == "HTTP_":
+                header_bytes += len(key) - 5 + len(value)
+            elif key in _UNPREFIXED_HEADERS:
+                header_bytes += _UNPREFIXED_HEADERS[key] + len(value)
+        if header_bytes > self.max_header_bytes:
+            raise InvalidArgument(
+                f"request headers size {header_bytes} exceeds the limit of "
+                f"{self.max_header_bytes} bytes"
+            )
+
+        invocation = environ.get("HTTP_X_FC_INVOCATION_TYPE")
+        is_async = invocation is not None and invocation.lower() == "async"
+        limit = self.max_async_body_bytes if is_async else self.max_body_bytes
+        kind = "async" if is_async else "sync"
+        content_length = environ.get("CONTENT_LENGTH")
+        if content_length:
+            if not content_length.isdigit():  # also refuses a negative length
+                raise InvalidArgument(f"invalid Content-Length {content_length[:32]!r}")
+            if int(content_length) > limit:
+                raise InvalidArgument(
+                    f"{kind} request body size {content_length} exceeds the limit of {limit} bytes"
+                )
+            return None
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            if not environ.get("wsgi.input_terminated"):
+                raise InvalidArgument(
+                    "chunked request bodies need a server that sets wsgi.input_terminated"
+                )
+            return limit
+        return None
+
+    def _guard_stream(
+        self, environ: WSGIEnvironment, start_response: StartResponse, limit: int
+    ) -> Iterable[bytes]:
+        stream = LimitedInput(environ["wsgi.input"], limit)
+        environ["wsgi.input"] = stream
+        answer = _OverflowAnswer(self, environ, start_response, stream)
+        try:
+            body = self.app(environ, answer.start_response)
+        except BodyTooLarge as error:
+            return answer.refuse(error)
+        if stream.overflowed:
+            close_iterable(body)
+            return answer.refuse(stream.error())
+        return _GuardedBody(body, answer)
+
+
+class LimitedInput:
+    """``wsgi.input`` for a chunked body: yields at most ``limit`` bytes, never stores them.
+
+    Reads up to one byte past the limit, so a body of exactly ``limit`` bytes ends cleanly and
+    one byte more is caught.
+    """
+
+    def __init__(self, stream: IO[bytes], limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self._left = limit + 1
+        self.overflowed = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._take(self._stream.read, size)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        return self._take(self._stream.readline, size)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return list(self)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
+
+    def error(self) -> BodyTooLarge:
+        return BodyTooLarge(f"request body size exceeds the limit of {self._limit} bytes")
+
+    def _take(self, reader: Callable[[int], bytes], size: int | None) -> bytes:
+        if self.overflowed:
+            raise self.error()
+        if size is None or size < 0 or size > self._left:
+            size = self._left
+        data = reader(size)
+        self._left -= len(data)
+        if self._left <= 0:
+            self.overflowed = True
+            raise self.error()
+        return data
+
+
+class _OverflowAnswer:
+    """One request's answer while its chunked body is counted: FC's 400 replaces the app's."""
+
+    __slots__ = ("guard", "environ", "server_start", "stream", "refused", "started")
+
+    def __init__(
+        self,
+        guard: LimitGuard,
+        environ: WSGIEnvironment,
+        start: StartResponse,
+        stream: LimitedInput,
+    ) -> None:
+        self.guard, self.environ, self.server_start, self.stream = guard, environ, start, stream
+        self.refused: list[bytes] | None = None
+        self.started = False  # the app's own status went to the server
+
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], object]:
+        if self.stream.overflowed:  # the app swallowed BodyTooLarge and answered itself
+            self.refuse(self.stream.error(), exc_info)
+            return discard
+        self.started = True
+        return self.server_start(status, headers, exc_info)
+
+    def refuse(self, error: BodyTooLarge, exc_info: Any = None) -> list[bytes]:
+        if self.refused is None:
+            if exc_info is None and self.started:  # replace the app's status, not yet sent
+                exc_info = (type(error), error, error.__traceback__)
+            self.refused = error_response(
+                error, self.environ, self.server_start, self.guard.profile, exc_info
+            )
+        return self.refused
+
+
+class _GuardedBody:
+    """The app's iterable while it may still read (and overflow) the body lazily."""
+
+    __slots__ = ("_body", "_next", "_answer", "_started")
+
+    def __init__(self, body: Iterable[bytes], answer: _OverflowAnswer) -> None:
+        self._body, self._answer = body, answer
+        self._next = iter(body).__next__
+        self._started = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        answer = self._answer
+        if answer.refused is not None:
+            if self._started:
+                raise StopIteration
+            self._started = True
+            return b"".join(answer.refused)
+        try:
+            chunk = self._next()
+        except BodyTooLarge as error:
+            if self._started:
+                raise  # bytes of the app's answer are out: the server must abort it
+            answer.refuse(error)
+            return self.__next__()
+        if chunk:
+            self._started = True
+        return chunk
+
+    def close(self) -> None:
+        close_iterable(self._body)
+
+
+def _raw_url_length(environ: WSGIEnvironment) -> int:
+    """Bytes of the path and query as the client sent them."""
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if raw is not None:
+        return len(raw)
+    path = quote(
+        environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
+        safe="/;=:@&$,+!~*'()",
+        encoding="latin-1",
+    )
+    query = environ.get("QUERY_STRING")
+    return len(path) + 1 + len(query) if query else len(path)
