@@ -1,0 +1,23 @@
+"""fc-wsgi: Alibaba Cloud Function Compute HTTP-trigger behaviour for any WSGI app."""
+
+from .auth.gate import AuthGate
+from .config import ALL_METHODS, FC_EXPOSE_HEADERS, ConfigError, TriggerConfig, load_config
+from .cors import CorsDefaults
+from .errors import FcError
+from .factory import make_trigger_app
+from .headers import HeaderFilter
+from .limits import LimitGuard
+
+__all__ = [
+    "ALL_METHODS",
+    "FC_EXPOSE_HEADERS",
+    "AuthGate",
+    "ConfigError",
+    "CorsDefaults",
+    "FcError",
+    "HeaderFilter",
+    "LimitGuard",
+    "TriggerConfig",
+    "load_config",
+    "make_trigger_app",
+]

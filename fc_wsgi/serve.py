@@ -1,0 +1,76 @@
+"""Serving a trigger app under gunicorn, in-process (``fc-wsgi serve``) or as plain gunicorn.
+
+gunicorn answers some oversized requests itself (request line over ``limit_request_line``,
+one header over ``limit_request_field_size``) before the app is called, with its own plain
+400. So that FC's answers reach the client, :data:`GUNICORN_DEFAULTS` raises those limits
+above FC's. Under plain ``gunicorn 'fc_wsgi.serve:app_from_env()'`` gunicorn's own limits
+come first unless the same options are given on its command line.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from gunicorn.app.base import BaseApplication
+
+from .config import ConfigError, TriggerConfig
+from .factory import make_trigger_app
+
+if TYPE_CHECKING:
+    from wsgiref.types import WSGIApplication
+
+#: Our log lines look like gunicorn's own.
+LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
+#: gunicorn's hard ceiling for a request line (method + URI + version).
+GUNICORN_MAX_REQUEST_LINE = 8190
+
+
+def gunicorn_options(config: TriggerConfig, **overrides: Any) -> dict[str, Any]:
+    """gunicorn settings for ``config``: our defaults, its limits raised above FC's."""
+    limits = config.limits
+    options: dict[str, Any] = {
+        "bind": "127.0.0.1:9000",
+        "workers": 1,
+        # Explicit numbers: gunicorn reads 0 as its default of 8190 for a field, not unlimited.
+        "limit_request_line": GUNICORN_MAX_REQUEST_LINE,
+        "limit_request_field_size": 2 * limits.max_header_bytes + 1024,
+        "limit_request_fields": 1000,
+    }
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    if options.get("threads", 1) > 1 and "worker_class" not in overrides:
+        options["worker_class"] = "gthread"
+    return options
+
+
+class TriggerServer(BaseApplication):  # type: ignore[misc]
+    """``fc-wsgi serve``: gunicorn in-process, configured from our options, not its argv."""
+
+    def __init__(self, app_ref: str, config: TriggerConfig, options: Mapping[str, Any]) -> None:
+        self._app_ref, self._config, self._options = app_ref, config, dict(options)
+        super().__init__()  # calls load_config(): set attributes first
+
+    def load_config(self) -> None:
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn >= 25.1 opens one control socket per user home: two servers collide.
+            self.cfg.set("control_socket_disable", True)
+        for key, value in self._options.items():
+            if key not in self.cfg.settings:
+                raise ConfigError(f"unknown gunicorn setting {key!r}")
+            self.cfg.set(key, value)
+
+    def load(self) -> WSGIApplication:
+        # Runs in each worker after fork (once in the master with --preload).
+        if not logging.getLogger().handlers:
+            logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+        return make_trigger_app(self._app_ref, self._config)
+
+
+def app_from_env() -> WSGIApplication:
+    """For plain gunicorn: ``FC_WSGI_APP=module:app FC_WSGI_CONFIG=trigger.json``."""
+    app_ref = os.environ.get("FC_WSGI_APP")
+    if not app_ref:
+        raise ConfigError("FC_WSGI_APP: set it to the app to serve, as module:attr")
+    return make_trigger_app(app_ref, os.environ.get("FC_WSGI_CONFIG") or None)

@@ -1,0 +1,82 @@
+"""make_trigger_app: the whole stack in DESIGN.md's order, around any WSGI app."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import webtest
+from conftest import hello_app
+
+from fc_wsgi import ConfigError, make_trigger_app
+from fc_wsgi.cors import CorsDefaults
+from fc_wsgi.headers import HeaderFilter
+from fc_wsgi.limits import LimitGuard
+
+BASE = {"authType": "anonymous", "methods": ["GET", "POST"]}
+
+
+def layers(app):
+    found = []
+    while hasattr(app, "app"):
+        found.append(type(app))
+        app = app.app
+    return found
+
+
+def test_layers_are_in_design_order():
+    assert layers(make_trigger_app(hello_app, BASE)) == [CorsDefaults, LimitGuard, HeaderFilter]
+
+
+def test_layers_with_nothing_to_do_are_left_out():
+    config = {**BASE, "cors": {"mode": "off"}}
+    assert layers(make_trigger_app(hello_app, config)) == [LimitGuard, HeaderFilter]
+
+
+def test_import_string_and_no_config():
+    app = webtest.TestApp(make_trigger_app("examples.hello:handler"))
+    response = app.options("/", headers={"Origin": "http://a"})  # every method allowed
+    assert response.json["method"] == "OPTIONS"
+
+
+def test_bad_import_string_is_a_config_error():
+    with pytest.raises(ConfigError, match="cannot import"):
+        make_trigger_app("examples.nowhere:app", BASE)
+    with pytest.raises(ConfigError, match="not a WSGI callable"):
+        make_trigger_app("examples.hello:__doc__", BASE)
+
+
+def test_errors_of_inner_layers_carry_cors_and_request_id():
+    app = webtest.TestApp(make_trigger_app(hello_app, BASE))
+    response = app.delete("/", headers={"Origin": "http://page.example"}, status=403)
+    assert response.headers["Access-Control-Allow-Origin"] == "http://page.example"
+    assert response.json["RequestId"] == response.headers["X-Fc-Request-Id"]
+
+
+def test_one_request_id_per_request_across_layers():
+    app = webtest.TestApp(make_trigger_app("examples.hello:handler", BASE))
+    response = app.get("/x")
+    assert response.json["requestId"] == response.headers["X-Fc-Request-Id"]
+    assert response.json["fcHeadersSeen"] == ["HTTP_X_FC_REQUEST_ID"]
+
+
+def test_flask_app_is_wrapped():
+    from examples.flask_app import app as flask_app
+
+    app = webtest.TestApp(make_trigger_app(flask_app, "examples/trigger.json"))
+    response = app.get("/", headers={"Origin": "http://page.example"})
+    assert response.json["hello"] == "world"
+    assert response.json["requestId"] == response.headers["X-Fc-Request-Id"]
+    assert response.headers["Access-Control-Allow-Origin"] == "http://page.example"
+    assert response.headers["Content-Length"] == str(len(response.body))
+    failed = app.get("/boom", status=502)
+    assert failed.headers["X-Fc-Error-Type"] == "UnhandledInvocationError"
+    assert json.loads(failed.body)["errorType"] == "RuntimeError"
+
+
+def test_default_domain_and_disabled_url():
+    config = {**BASE, "defaultDomain": True, "disableURLInternet": True}
+    app = webtest.TestApp(make_trigger_app(hello_app, config))
+    assert app.get("/", status=403).json["Code"] == "AccessDenied"
+    served = webtest.TestApp(make_trigger_app(hello_app, {**BASE, "defaultDomain": True}))
+    assert served.get("/").headers["Content-Disposition"] == "attachment"
