@@ -1,105 +1,11 @@
-"""Shared fixtures: complete PEP 3333 environs, validated stacks, real servers."""
+"""Shared fixtures; the helpers themselves live in support.py (importable by name)."""
 
 from __future__ import annotations
 
-import io
-from collections.abc import Callable, Iterable
-from typing import Any
-from wsgiref.validate import validator
-
 import pytest
-import webtest
-
-
-def make_environ(**overrides: Any) -> dict[str, Any]:
-    """A complete PEP 3333 environ (``setup_testing_defaults`` leaves out QUERY_STRING)."""
-    body = overrides.pop("body", b"")
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": "GET",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": "/",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": io.StringIO(),
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    if body:
-        environ["CONTENT_LENGTH"] = str(len(body))
-    environ.update(overrides)
-    return environ
-
-
-class Recorder:
-    """A minimal server side: records what start_response got, drains and closes the body."""
-
-    def __init__(self) -> None:
-        self.status: str | None = None
-        self.headers: list[tuple[str, str]] = []
-        self.calls = 0
-
-    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None):
-        if exc_info is not None and self.status is not None and self.sent:
-            raise exc_info[1].with_traceback(exc_info[2])
-        self.calls += 1
-        self.status, self.headers = status, list(headers)
-        return self.write
-
-    sent = False
-    written: bytes = b""
-
-    def write(self, data: bytes) -> None:
-        self.sent = True
-        self.written += data
-
-    def run(self, app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> bytes:
-        body = app(environ, self.start_response)
-        try:
-            data = b"".join(body)
-        finally:
-            if hasattr(body, "close"):
-                body.close()
-        return self.written + data
-
-    def header(self, name: str) -> str | None:
-        values = [v for n, v in self.headers if n.lower() == name.lower()]
-        return ",".join(values) if values else None
+from support import Recorder
 
 
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()
-
-
-def validated(middleware: Callable[..., Any], app: Callable[..., Any], **options: Any):
-    """``TestApp(validator(Middleware(validator(app))))``: PEP 3333 on both sides."""
-    return webtest.TestApp(validator(middleware(validator(app), **options)))
-
-
-def hello_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-    start_response("200 OK", [("Content-Type", "text/plain")])
-    return [b"hello"]
-
-
-class ClosingBody:
-    """An app iterable that records whether the server closed it."""
-
-    def __init__(self, chunks: Iterable[bytes]) -> None:
-        self._chunks = iter(chunks)
-        self.closed = False
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> bytes:
-        return next(self._chunks)
-
-    def close(self) -> None:
-        self.closed = True

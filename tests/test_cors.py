@@ -5,7 +5,7 @@ from __future__ import annotations
 from wsgiref.validate import validator
 
 import pytest
-from conftest import Recorder, hello_app, make_environ, validated
+from support import Recorder, hello_app, make_environ, validated
 
 from fc_wsgi import FC_EXPOSE_HEADERS, CorsDefaults
 

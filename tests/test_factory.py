@@ -6,7 +6,7 @@ import json
 
 import pytest
 import webtest
-from conftest import hello_app
+from support import hello_app
 
 from fc_wsgi import ConfigError, make_trigger_app
 from fc_wsgi.cors import CorsDefaults

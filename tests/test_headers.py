@@ -7,9 +7,9 @@ import logging
 from wsgiref.validate import validator
 
 import pytest
-from conftest import ClosingBody, Recorder, make_environ, validated
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import ClosingBody, Recorder, make_environ, validated
 
 from fc_wsgi import HeaderFilter
 from fc_wsgi.errors import BodyTooLarge

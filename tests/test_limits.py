@@ -7,9 +7,9 @@ import json
 from wsgiref.validate import validator
 
 import pytest
-from conftest import ClosingBody, Recorder, hello_app, make_environ, validated
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import ClosingBody, Recorder, hello_app, make_environ, validated
 
 from fc_wsgi import LimitGuard
 from fc_wsgi.errors import BodyTooLarge

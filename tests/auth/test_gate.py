@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import hello_app, validated
+from support import hello_app, validated
 
 from fc_wsgi import AuthGate
 
