@@ -20,6 +20,7 @@ comes, framed by the server (chunked), and is never buffered here.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from ._wsgi import close_iterable, discard, environ_key
@@ -73,8 +74,12 @@ class HeaderFilter:
         )
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        drop = self._drop_request
-        for key in [k for k in environ if k.startswith("HTTP_X_FC_") or k in drop]:
+        # One C-level join finds out whether a client sent any x-fc-* header at all, so the
+        # key-by-key scan runs only for the few requests that did.
+        if "HTTP_X_FC_" in "\0".join(environ):
+            for key in [k for k in environ if k.startswith("HTTP_X_FC_")]:
+                del environ[key]
+        for key in environ.keys() & self._drop_request:
             del environ[key]
         rid = request_id(environ, self.profile)
         environ["HTTP_X_FC_REQUEST_ID"] = rid
@@ -130,8 +135,7 @@ class _Exchange:
         elif self.status is not None:
             raise RuntimeError("start_response called twice without exc_info")
         kept = self.filter.filter_headers(headers)
-        size = sum(len(name) + len(value) for name, value in kept)
-        self.bad = size > self.filter.max_response_header_bytes
+        self.bad = sum(map(len, chain.from_iterable(kept))) > self.filter.max_response_header_bytes
         self.status, self.headers = status, kept
         return self._legacy_write
 
