@@ -1,0 +1,578 @@
+"""The async journal: every accepted async request, durable before FC's 202 goes out.
+
+FC persists an ``X-Fc-Invocation-Type: Async`` request before it answers 202 (fc-spec.md
+section 11); "any other status means it was not accepted". We keep that promise with one SQLite
+file in WAL mode with ``synchronous=FULL``, shared by every gunicorn worker on the host: a row
+is committed (fsynced) before the dispatcher answers.
+
+Running a task is guarded by a lease. A worker claims a due task in one ``BEGIN IMMEDIATE``
+transaction that sets ``lease_owner`` and ``lease_expiry``; only the owner may record the
+result. A process killed with SIGKILL leaves its lease behind; once it expires, any process
+sharing the journal claims the task again (attempt + 1). So a task runs at least once and is
+never lost; apps that must not repeat work read ``environ["fc.async_attempt"]``.
+
+Times are wall-clock seconds (``time.time``): they are compared across processes.
+
+One connection per ``Journal`` and process, used under a lock (the WSGI threads, the scheduler
+and the pool share it). A connection is never used across ``fork()``: after a fork the child
+opens its own and leaves the inherited one untouched, as SQLite requires.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+# -- FC's task states (fc-spec.md section 11) --------------------------------------------------
+ENQUEUED = "Enqueued"
+RUNNING = "Running"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+RETRYING = "Retrying"
+EXPIRED = "Expired"
+STOPPING = "Stopping"
+STOPPED = "Stopped"
+INVALID = "Invalid"  # the stored request cannot be decoded (FC: the function is gone)
+STATES = (ENQUEUED, RUNNING, SUCCEEDED, FAILED, RETRYING, EXPIRED, STOPPING, STOPPED, INVALID)
+#: Waiting for their due time; counted against ``max_pending``.
+PENDING_STATES = (ENQUEUED, RETRYING)
+#: Holding a lease.
+ACTIVE_STATES = (RUNNING, STOPPING)
+#: Done for good; pruned after the retention time.
+FINISHED_STATES = (SUCCEEDED, FAILED, EXPIRED, STOPPED, INVALID)
+
+#: How long a write waits for another process's write lock, in seconds.
+BUSY_TIMEOUT_SECONDS = 5.0
+#: ``PRAGMA user_version`` of the schema below.
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    id            TEXT PRIMARY KEY,
+    request_id    TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    created       REAL NOT NULL,
+    enqueued      REAL NOT NULL,
+    updated       REAL NOT NULL,
+    due           REAL NOT NULL,
+    started       REAL,
+    ended         REAL,
+    last_error    TEXT,
+    status        INTEGER,
+    lease_owner   TEXT,
+    lease_expiry  REAL,
+    method        TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    environ       TEXT NOT NULL,
+    body          BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_state_due ON tasks (state, due);
+CREATE INDEX IF NOT EXISTS tasks_state_lease ON tasks (state, lease_expiry);
+CREATE INDEX IF NOT EXISTS tasks_request_id ON tasks (request_id);
+CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created);
+"""
+
+_SUMMARY = (
+    "id, request_id, state, attempts, created, enqueued, updated, due, started, ended, "
+    "last_error, status, lease_owner, lease_expiry, method, path"
+)
+
+# Connections opened before a fork(): the child must neither use nor close them (closing could
+# checkpoint and remove the WAL under the parent's feet), so they are kept here, unreferenced.
+_INHERITED: list[sqlite3.Connection] = []
+
+
+class JournalError(Exception):
+    """The journal could not do what was asked (I/O error, read-only file, corrupt file)."""
+
+
+class JournalBusy(JournalError):
+    """Another process held the write lock longer than the busy timeout."""
+
+
+class DuplicateTask(JournalError):
+    """A task with this id already exists."""
+
+
+class QueueFull(JournalError):
+    """``max_pending`` tasks are already waiting."""
+
+
+class TaskNotFound(JournalError, LookupError):
+    """No task has this id (or request id)."""
+
+
+class TaskBusy(JournalError):
+    """The task holds a lease (Running or Stopping), so it cannot be changed now."""
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredRequest:
+    """What is needed to replay a request: its CGI/``HTTP_*`` environ strings and its body."""
+
+    environ: Mapping[str, str]
+    body: bytes
+
+    @property
+    def method(self) -> str:
+        return self.environ.get("REQUEST_METHOD", "GET")
+
+    @property
+    def path(self) -> str:
+        return self.environ.get("PATH_INFO", "/")
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskRecord:
+    """One task row. ``request`` is loaded by :meth:`Journal.get` and claims, not by listings."""
+
+    id: str
+    request_id: str
+    state: str
+    attempts: int
+    created: float
+    enqueued: float  # age for maxAsyncEventAgeInSeconds is measured from here
+    updated: float
+    due: float
+    started: float | None
+    ended: float | None
+    last_error: str | None
+    status: int | None
+    lease_owner: str | None
+    lease_expiry: float | None
+    method: str
+    path: str
+    request: StoredRequest | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (no body, no headers): for ``fc-wsgi tasks --json``."""
+        data = dataclasses.asdict(self)
+        del data["request"]
+        return data
+
+
+class Journal:
+    """The SQLite task journal shared by all processes on a host.
+
+    ``path`` is a file path (its directory is created; a new file is made mode 0600 because it
+    holds request headers and bodies) or an SQLite ``file:`` URI such as ``file:x?mode=ro``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        path = os.fspath(path)
+        self._uri = path.startswith("file:")
+        # Absolute now, so a later chdir (gunicorn --chdir, a CLI) cannot move the journal.
+        self.path = path if self._uri or path == ":memory:" else os.path.abspath(path)
+        self._busy_timeout_seconds = busy_timeout_seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._pid = 0
+
+    def __repr__(self) -> str:
+        return f"Journal({self.path!r})"
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- connection ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close this process's connection; the next call opens a new one."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None and self._pid == os.getpid():
+                conn.close()
+            elif conn is not None:
+                _INHERITED.append(conn)
+
+    def _connection(self) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is not None and self._pid == os.getpid():
+            return conn
+        if conn is not None:  # opened before a fork
+            _INHERITED.append(conn)
+            self._conn = None
+        if not self._uri:
+            _create_private_file(self.path)
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout_seconds,
+            isolation_level=None,  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+            check_same_thread=False,  # shared under self._lock
+            uri=self._uri,
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+                # One transaction, so processes starting together create it once.
+                conn.executescript(
+                    f"BEGIN IMMEDIATE; {_SCHEMA} PRAGMA user_version={SCHEMA_VERSION}; COMMIT;"
+                )
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
+            raise
+        self._conn, self._pid = conn, os.getpid()
+        return conn
+
+    @contextmanager
+    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        """A write transaction (BEGIN IMMEDIATE: the write lock up front, no upgrade deadlock)
+        or a plain read; sqlite errors come out as :class:`JournalError`."""
+        with self._lock:
+            try:
+                conn = self._connection()
+                if not write:
+                    yield conn
+                    return
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+            except OSError as exc:
+                raise JournalError(f"journal {self.path}: {exc.strerror or exc}") from exc
+
+    # -- the request path --------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        task_id: str,
+        request_id: str,
+        request: StoredRequest,
+        *,
+        due: float,
+        now: float | None = None,
+        max_pending: int | None = None,
+    ) -> None:
+        """Store a new task and commit it (fsync) before returning.
+
+        Raises :class:`DuplicateTask`, :class:`QueueFull`, :class:`JournalBusy` or
+        :class:`JournalError`; on any of them nothing was stored.
+        """
+        now = self._clock() if now is None else now
+        environ_json = json.dumps(dict(request.environ), separators=(",", ":"))
+        with self._transaction() as conn:
+            if max_pending is not None:
+                (pending,) = conn.execute(
+                    "SELECT COUNT(*) FROM tasks WHERE state IN (?, ?)", PENDING_STATES
+                ).fetchone()
+                if pending >= max_pending:
+                    raise QueueFull(f"{pending} tasks are already waiting")
+            try:
+                conn.execute(
+                    "INSERT INTO tasks (id, request_id, state, attempts, created, enqueued,"
+                    " updated, due, method, path, environ, body)"
+                    " VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        task_id,
+                        request_id,
+                        ENQUEUED,
+                        now,
+                        now,
+                        now,
+                        due,
+                        request.method,
+                        request.path,
+                        environ_json,
+                        request.body,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:
+                raise DuplicateTask(f"task {task_id!r} already exists") from exc
+
+    # -- the worker path ---------------------------------------------------------------------
+
+    def due_tasks(
+        self, *, now: float, horizon_seconds: float = 0.0, limit: int = 100
+    ) -> list[tuple[str, float]]:
+        """``(task_id, due)`` of waiting tasks due before ``now + horizon_seconds`` and of leased
+        tasks whose lease expires by then (a dead owner's), earliest first."""
+        until = now + horizon_seconds
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(
+                "SELECT id, due FROM tasks WHERE state IN (?, ?) AND due <= ?"
+                " UNION ALL"
+                " SELECT id, lease_expiry FROM tasks WHERE state IN (?, ?) AND lease_expiry <= ?"
+                " ORDER BY 2 LIMIT ?",
+                (*PENDING_STATES, until, *ACTIVE_STATES, until, limit),
+            ).fetchall()
+        return [(task_id, float(due)) for task_id, due in rows]
+
+    def claim(
+        self,
+        task_id: str,
+        owner: str,
+        *,
+        now: float,
+        lease_seconds: float,
+        max_age_seconds: float | None = None,
+        max_attempts: int | None = None,
+    ) -> TaskRecord | None:
+        """Take the lease on a due task in one transaction, or return None if it is not due,
+        already leased, or gone.
+
+        The returned record is ``Running`` (with its request, ``attempts`` already counting
+        this run) unless the claim finished the task instead: ``Expired`` when older than
+        ``max_age_seconds`` (measured from ``enqueued``), ``Failed`` when a dead owner's lease
+        expired and ``max_attempts`` runs were already started (a task that kills its worker
+        must not loop forever), ``Stopped`` for a dead owner's ``Stopping`` task, ``Invalid``
+        when the stored request cannot be decoded.
+        """
+        with self._transaction() as conn:
+            row = conn.execute(
+                f"SELECT {_SUMMARY}, environ, body FROM tasks WHERE id = ?"
+                " AND ((state IN (?, ?) AND due <= ?) OR (state IN (?, ?) AND lease_expiry <= ?))",
+                (task_id, *PENDING_STATES, now, *ACTIVE_STATES, now),
+            ).fetchone()
+            if row is None:
+                return None
+            task = _record(row[:-2])
+            final: str | None = None
+            error = task.last_error
+            if task.state == STOPPING:
+                final, error = STOPPED, "stopped while its worker was gone"
+            elif max_age_seconds is not None and now - task.enqueued >= max_age_seconds:
+                final, error = EXPIRED, f"older than {max_age_seconds:g} s; not run"
+            elif (
+                task.state == RUNNING and max_attempts is not None and task.attempts >= max_attempts
+            ):
+                final, error = FAILED, f"worker lost (lease of {task.lease_owner} expired)"
+            request = _decode_request(row[-2], row[-1])
+            if final is None and request is None:
+                final, error = INVALID, "stored request cannot be decoded"
+            if final is not None:
+                conn.execute(
+                    "UPDATE tasks SET state = ?, updated = ?, ended = ?, last_error = ?,"
+                    " lease_owner = NULL, lease_expiry = NULL WHERE id = ?",
+                    (final, now, now, error, task_id),
+                )
+                return dataclasses.replace(
+                    task, state=final, updated=now, ended=now, last_error=error, request=request
+                )
+            attempts = task.attempts + 1
+            expiry = now + lease_seconds
+            conn.execute(
+                "UPDATE tasks SET state = ?, attempts = ?, updated = ?, started = ?,"
+                " lease_owner = ?, lease_expiry = ? WHERE id = ?",
+                (RUNNING, attempts, now, now, owner, expiry, task_id),
+            )
+        return dataclasses.replace(
+            task,
+            state=RUNNING,
+            attempts=attempts,
+            updated=now,
+            started=now,
+            lease_owner=owner,
+            lease_expiry=expiry,
+            request=request,
+        )
+
+    def renew(self, leases: Mapping[str, str], *, lease_expiry: float) -> int:
+        """Heartbeat: push the expiry of the leases ``{task_id: owner}`` still held."""
+        if not leases:
+            return 0
+        with self._transaction() as conn:
+            cursor = conn.executemany(
+                "UPDATE tasks SET lease_expiry = ? WHERE id = ? AND lease_owner = ?"
+                " AND state IN (?, ?)",
+                [(lease_expiry, tid, owner, *ACTIVE_STATES) for tid, owner in leases.items()],
+            )
+            return cursor.rowcount
+
+    def finish(
+        self,
+        task_id: str,
+        owner: str,
+        *,
+        state: str,
+        now: float,
+        status: int | None = None,
+        error: str | None = None,
+        due: float | None = None,
+    ) -> str | None:
+        """Record a run's result if ``owner`` still holds the lease; return the state written
+        (``Stopped`` when the task was asked to stop meanwhile) or None when the lease was lost.
+
+        ``state`` is ``Succeeded``, ``Failed`` or ``Retrying`` (then ``due`` is the next run).
+        """
+        if state not in (SUCCEEDED, FAILED, RETRYING):
+            raise ValueError(f"cannot finish a run as {state!r}")
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT state FROM tasks WHERE id = ? AND lease_owner = ? AND state IN (?, ?)",
+                (task_id, owner, *ACTIVE_STATES),
+            ).fetchone()
+            if row is None:
+                return None
+            if row[0] == STOPPING:
+                state = STOPPED
+            ended = None if state == RETRYING else now
+            conn.execute(
+                "UPDATE tasks SET state = ?, updated = ?, ended = ?, status = ?, last_error = ?,"
+                " due = COALESCE(?, due), lease_owner = NULL, lease_expiry = NULL WHERE id = ?",
+                (state, now, ended, status, error, due if state == RETRYING else None, task_id),
+            )
+        return state
+
+    def release(self, task_id: str, owner: str, *, now: float | None = None) -> bool:
+        """Give a lease back at shutdown: the task is due again at once, elsewhere or after a
+        restart. The interrupted run still counts in ``attempts`` (the app may have started)."""
+        now = self._clock() if now is None else now
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE tasks SET state = CASE WHEN state = ? THEN ?"
+                " WHEN attempts > 1 THEN ? ELSE ? END,"
+                " ended = CASE WHEN state = ? THEN ? ELSE ended END,"
+                " updated = ?, due = ?, lease_owner = NULL, lease_expiry = NULL"
+                " WHERE id = ? AND lease_owner = ? AND state IN (?, ?)",
+                (STOPPING, STOPPED, RETRYING, ENQUEUED, STOPPING, now, now, now)
+                + (task_id, owner, *ACTIVE_STATES),
+            )
+            return cursor.rowcount == 1
+
+    def prune(self, *, before: float) -> int:
+        """Delete finished tasks last updated before ``before``; return how many."""
+        marks = ", ".join("?" * len(FINISHED_STATES))
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                f"DELETE FROM tasks WHERE state IN ({marks}) AND updated < ?",
+                (*FINISHED_STATES, before),
+            )
+            return cursor.rowcount
+
+    # -- the operator path (fc-wsgi tasks) ---------------------------------------------------
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        """The task with this id, or else the one with this request id, with its request."""
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                f"SELECT {_SUMMARY}, environ, body FROM tasks WHERE id = ?"
+                f" UNION ALL SELECT {_SUMMARY}, environ, body FROM tasks WHERE request_id = ?"
+                " LIMIT 1",
+                (task_id, task_id),
+            ).fetchone()
+        if row is None:
+            return None
+        return dataclasses.replace(_record(row[:-2]), request=_decode_request(row[-2], row[-1]))
+
+    def list_tasks(self, *, limit: int = 100, state: str | None = None) -> list[TaskRecord]:
+        """Newest first, without requests."""
+        query, args = f"SELECT {_SUMMARY} FROM tasks", tuple[str, ...]()
+        if state is not None:
+            query, args = query + " WHERE state = ?", (state,)
+        with self._transaction(write=False) as conn:
+            rows = conn.execute(query + " ORDER BY created DESC LIMIT ?", (*args, limit))
+            return [_record(row) for row in rows.fetchall()]
+
+    def counts(self) -> dict[str, int]:
+        """Tasks per state (every state present, zero included)."""
+        with self._transaction(write=False) as conn:
+            found = dict(conn.execute("SELECT state, COUNT(*) FROM tasks GROUP BY state"))
+        return {state: found.get(state, 0) for state in STATES}
+
+    def retry(self, task_id: str, *, now: float | None = None) -> TaskRecord:
+        """Run a task again now, from attempt 1, its age counted afresh. Refused while it holds
+        a lease (:class:`TaskBusy`). Accepts the task id or the request id."""
+        now = self._clock() if now is None else now
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT id, state FROM tasks WHERE id = ? OR request_id = ? LIMIT 1",
+                (task_id, task_id),
+            ).fetchone()
+            if row is None:
+                raise TaskNotFound(f"no task {task_id!r}")
+            if row[1] in ACTIVE_STATES:
+                raise TaskBusy(f"task {row[0]!r} is {row[1]}; retry it once it has finished")
+            conn.execute(
+                "UPDATE tasks SET state = ?, attempts = 0, enqueued = ?, updated = ?, due = ?,"
+                " started = NULL, ended = NULL, last_error = NULL, status = NULL WHERE id = ?",
+                (ENQUEUED, now, now, now, row[0]),
+            )
+            task_id = row[0]
+        record = self.get(task_id)
+        if record is None:  # pruned in between: vanishingly rare
+            raise TaskNotFound(f"no task {task_id!r}")
+        return record
+
+    def stop(self, task_id: str, *, now: float | None = None) -> str:
+        """Stop a task: a waiting one becomes ``Stopped``, a running one ``Stopping`` (its
+        result is then recorded as ``Stopped`` and it is not retried). Returns the new state."""
+        now = self._clock() if now is None else now
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT id, state FROM tasks WHERE id = ? OR request_id = ? LIMIT 1",
+                (task_id, task_id),
+            ).fetchone()
+            if row is None:
+                raise TaskNotFound(f"no task {task_id!r}")
+            state = {ENQUEUED: STOPPED, RETRYING: STOPPED, RUNNING: STOPPING}.get(row[1], row[1])
+            ended = now if state == STOPPED else None
+            conn.execute(
+                "UPDATE tasks SET state = ?, updated = ?, ended = COALESCE(?, ended) WHERE id = ?",
+                (state, now, ended, row[0]),
+            )
+            return str(state)
+
+    def integrity_check(self) -> list[str]:
+        """SQLite's ``PRAGMA integrity_check``: an empty list when the file is sound."""
+        with self._transaction(write=False) as conn:
+            problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        return [] if problems == ["ok"] else problems
+
+
+def _create_private_file(path: str) -> None:
+    """Create the journal's directory, and the file itself with mode 0600, if missing."""
+    if os.path.exists(path) or path == ":memory:":
+        return
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def _record(row: tuple[Any, ...]) -> TaskRecord:
+    return TaskRecord(*row)
+
+
+def _decode_request(environ_json: str, body: bytes) -> StoredRequest | None:
+    try:
+        environ = json.loads(environ_json)
+    except ValueError:
+        return None
+    if not isinstance(environ, dict):
+        return None
+    return StoredRequest(environ=environ, body=bytes(body))
+
+
+def _translate(exc: sqlite3.Error, path: str) -> JournalError:
+    name = getattr(exc, "sqlite_errorname", "")
+    text = str(exc)
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return JournalBusy(f"journal {path} is locked: {text}")
+    return JournalError(f"journal {path}: {text}")
