@@ -3,6 +3,7 @@
 from .auth.gate import AuthGate
 from .config import ALL_METHODS, FC_EXPOSE_HEADERS, ConfigError, TriggerConfig, load_config
 from .cors import CorsDefaults
+from .dispatch import AsyncDispatcher
 from .errors import FcError
 from .factory import make_trigger_app
 from .headers import HeaderFilter
@@ -10,6 +11,7 @@ from .limits import LimitGuard
 
 __all__ = [
     "ALL_METHODS",
+    "AsyncDispatcher",
     "FC_EXPOSE_HEADERS",
     "AuthGate",
     "ConfigError",

@@ -23,6 +23,9 @@ Profile = Literal["fc3", "fc2"]
 #: Every method an FC HTTP trigger can allow (fc-spec.md section 5).
 ALL_METHODS: tuple[str, ...] = ("GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS")
 
+#: FC's signature schemes (fc-spec.md 8.1): legacy header, signed URL, ACS3 V3.
+SIGNATURE_SCHEMES: tuple[str, ...] = ("fc", "signed-url", "acs3")
+
 #: FC's ``Access-Control-Expose-Headers`` as seen in real answers (fc-spec.md section 10).
 FC_EXPOSE_HEADERS: tuple[str, ...] = (
     "Date",
@@ -35,8 +38,6 @@ FC_EXPOSE_HEADERS: tuple[str, ...] = (
     "x-fc-invocation-code-version",
 )
 
-#: Auth types this release implements; the others are refused with a clear message.
-IMPLEMENTED_AUTH_TYPES = frozenset({"anonymous"})
 
 _KIB = 1024
 _MIB = 1024 * 1024
@@ -72,11 +73,13 @@ def _setting(
 # -- parsers: each takes the raw JSON value and its path, returns the Python value ----------
 
 
-def _fail(path: str, problem: str) -> ConfigError:
+def field_error(path: str, problem: str) -> ConfigError:
+    """A ConfigError for the field at ``path`` (shared by the parsers of every section)."""
     return ConfigError(f"{path}: {problem}")
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
+    """The JSON name of ``value``'s type, for messages."""
     return {dict: "object", list: "array", str: "string", bool: "boolean"}.get(
         type(value), type(value).__name__
     )
@@ -84,16 +87,16 @@ def _type_name(value: Any) -> str:
 
 def _bool(value: Any, path: str) -> bool:
     if not isinstance(value, bool):
-        raise _fail(path, f"must be true or false, got {_type_name(value)}")
+        raise field_error(path, f"must be true or false, got {type_name(value)}")
     return value
 
 
 def _int_in(low: int, high: int) -> Parser:
     def parse(value: Any, path: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise _fail(path, f"must be an integer {low}..{high}, got {_type_name(value)}")
+            raise field_error(path, f"must be an integer {low}..{high}, got {type_name(value)}")
         if not low <= value <= high:
-            raise _fail(path, f"must be {low}..{high}, got {value}")
+            raise field_error(path, f"must be {low}..{high}, got {value}")
         return value
 
     return parse
@@ -102,33 +105,36 @@ def _int_in(low: int, high: int) -> Parser:
 def _one_of(*choices: str) -> Parser:
     def parse(value: Any, path: str) -> str:
         if value not in choices:
-            shown = repr(value) if isinstance(value, str) else _type_name(value)
-            raise _fail(path, f"must be one of {', '.join(choices)}; got {shown}")
+            shown = repr(value) if isinstance(value, str) else type_name(value)
+            raise field_error(path, f"must be one of {', '.join(choices)}; got {shown}")
         return str(value)
 
     return parse
 
 
-def _text(value: Any, path: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise _fail(path, "must be a non-empty string")
+def parse_text(value: Any, path: str) -> str:
+    """A non-empty string."""
+    if not isinstance(value, str) or not value.strip():
+        raise field_error(path, "must be a non-empty string")
     return value
 
 
 def _text_list(value: Any, path: str) -> tuple[str, ...]:
     if not isinstance(value, list):
-        raise _fail(path, f"must be an array of strings, got {_type_name(value)}")
-    return tuple(_text(item, f"{path}[{i}]") for i, item in enumerate(value))
+        raise field_error(path, f"must be an array of strings, got {type_name(value)}")
+    return tuple(parse_text(item, f"{path}[{i}]") for i, item in enumerate(value))
 
 
 def _methods(value: Any, path: str) -> tuple[str, ...]:
     methods = _text_list(value, path)
     if not methods:
-        raise _fail(path, f"must list at least one of {' '.join(ALL_METHODS)}")
+        raise field_error(path, f"must list at least one of {' '.join(ALL_METHODS)}")
     upper = tuple(dict.fromkeys(m.upper() for m in methods))
     for i, method in enumerate(upper):
         if method not in ALL_METHODS:
-            raise _fail(f"{path}[{i}]", f"must be one of {' '.join(ALL_METHODS)}; got {method!r}")
+            raise field_error(
+                f"{path}[{i}]", f"must be one of {' '.join(ALL_METHODS)}; got {method!r}"
+            )
     return upper
 
 
@@ -138,9 +144,10 @@ def _json_object(value: Any, path: str) -> dict[str, Any]:
         try:
             value = json.loads(value) if value.strip() else {}
         except json.JSONDecodeError as exc:
-            raise _fail(path, f"is not valid JSON ({exc.msg} at position {exc.pos})") from None
+            problem = f"is not valid JSON ({exc.msg} at position {exc.pos})"
+            raise field_error(path, problem) from None
     if not isinstance(value, dict):
-        raise _fail(path, f"must be an object, got {_type_name(value)}")
+        raise field_error(path, f"must be an object, got {type_name(value)}")
     return value
 
 
@@ -168,29 +175,57 @@ class AccessKey:
 
 def _access_keys(value: Any, path: str) -> tuple[AccessKey, ...]:
     if not isinstance(value, list):
-        raise _fail(path, f"must be an array of {{id, secret|secretEnv}}, got {_type_name(value)}")
+        shape = "{id, secret or secretEnv}"
+        raise field_error(path, f"must be an array of {shape}, got {type_name(value)}")
     keys: dict[str, AccessKey] = {}
     for i, item in enumerate(value):
         where = f"{path}[{i}]"
         if not isinstance(item, dict):
-            raise _fail(where, f"must be an object, got {_type_name(item)}")
+            raise field_error(where, f"must be an object, got {type_name(item)}")
         unknown = set(item) - {"id", "secret", "secretEnv"}
         if unknown:
-            raise _fail(f"{where}.{sorted(unknown)[0]}", "unknown field")
-        key_id = _text(item.get("id"), f"{where}.id")
+            raise field_error(f"{where}.{sorted(unknown)[0]}", "unknown field")
+        key_id = parse_text(item.get("id"), f"{where}.id")
         if ("secret" in item) == ("secretEnv" in item):
-            raise _fail(where, "needs exactly one of secret or secretEnv")
+            raise field_error(where, "needs exactly one of secret or secretEnv")
         if "secret" in item:
-            secret = _text(item["secret"], f"{where}.secret")
+            secret = parse_text(item["secret"], f"{where}.secret")
         else:
-            env_name = _text(item["secretEnv"], f"{where}.secretEnv")
+            env_name = parse_text(item["secretEnv"], f"{where}.secretEnv")
             secret = os.environ.get(env_name, "")
             if not secret:
-                raise _fail(f"{where}.secretEnv", f"environment variable {env_name} is not set")
+                problem = f"environment variable {env_name} is not set"
+                raise field_error(f"{where}.secretEnv", problem)
         if key_id in keys:
-            raise _fail(f"{where}.id", f"duplicate access key id {key_id!r}")
+            raise field_error(f"{where}.id", f"duplicate access key id {key_id!r}")
         keys[key_id] = AccessKey(key_id, secret)
     return tuple(keys.values())
+
+
+def _schemes(value: Any, path: str) -> tuple[str, ...]:
+    schemes = _text_list(value, path)
+    if not schemes:
+        raise field_error(path, f"must list at least one of {', '.join(SIGNATURE_SCHEMES)}")
+    for i, scheme in enumerate(schemes):
+        if scheme not in SIGNATURE_SCHEMES:
+            raise field_error(f"{path}[{i}]", f"must be one of {', '.join(SIGNATURE_SCHEMES)}")
+    return schemes
+
+
+@dataclasses.dataclass(frozen=True)
+class SignatureConfig:
+    """How ``authType: function`` checks FC signatures (fc-spec.md section 8)."""
+
+    schemes: tuple[str, ...] = _setting(
+        "schemes", SIGNATURE_SCHEMES, _schemes, "accepted: fc (header), signed-url, acs3"
+    )
+    max_skew_seconds: int = _setting(
+        "maxSkewSeconds", 900, _int_in(0, 86400), "allowed client clock difference (FC: 15 min)"
+    )
+    sdk_variants: bool = _setting(
+        "sdkVariants", True, _bool,
+        "also accept the strings real Alibaba SDKs sign (unsorted query, key=, ACS3 encodings)",
+    )  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,7 +287,7 @@ class CorsConfig:
 class Destination:
     """Where a finished async task's record goes: an ``http(s)://`` URL or ``module:function``."""
 
-    destination: str = _setting("destination", "", _text, "URL or module:function")
+    destination: str = _setting("destination", "", parse_text, "URL or module:function")
 
 
 def _destination(value: Any, path: str) -> Destination | None:
@@ -279,7 +314,7 @@ class AsyncConfig:
         "backend", "sqlite", _one_of("sqlite", "dramatiq"), "where accepted tasks are persisted"
     )
     journal: str = _setting(
-        "journal", ".fc-wsgi/async.sqlite3", _text, "SQLite journal file shared by all workers"
+        "journal", ".fc-wsgi/async.sqlite3", parse_text, "SQLite journal file shared by all workers"
     )
     workers: int = _setting("workers", 4, _int_in(1, 256), "threads running tasks per process")
     max_async_retry_attempts: int = _setting(
@@ -304,7 +339,7 @@ class AsyncConfig:
         "retentionSeconds", 7 * 86400, _int_in(0, 10**9), "finished tasks are pruned after this"
     )
     broker_url: str = _setting(
-        "brokerUrl", "redis://127.0.0.1:6379/0", _text, "dramatiq backend: Redis URL"
+        "brokerUrl", "redis://127.0.0.1:6379/0", parse_text, "dramatiq backend: Redis URL"
     )
 
 
@@ -324,7 +359,7 @@ class TriggerConfig:
         "disableURLInternet", False, _bool,
         "with defaultDomain: every request 403 AccessDenied, as FC's disabled public URL",
     )  # fmt: skip
-    auth_config: Mapping[str, Any] = _setting(
+    auth_config: Mapping[str, Any] | None = _setting(
         "authConfig", None, _json_object, "jwt settings: object or FC's JSON string", shown=False
     )
     cors_config: Mapping[str, Any] = _setting(
@@ -333,6 +368,9 @@ class TriggerConfig:
     )  # fmt: skip
     access_keys: tuple[AccessKey, ...] = _setting(
         "accessKeys", (), _access_keys, "function auth: [{id, secret or secretEnv}]", shown=False
+    )
+    signature: SignatureConfig = _setting(
+        "signature", SignatureConfig(), _section(SignatureConfig), "signature checks"
     )
     profile: Profile = _setting(
         "profile", "fc3", _one_of("fc3", "fc2"), "FC generation: error body keys, request ids"
@@ -366,7 +404,7 @@ def load_config(source: ConfigSource) -> TriggerConfig:
         except ValueError as exc:
             raise ConfigError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
-        raise ConfigError(f"(top): must be an object, got {_type_name(raw)}")
+        raise ConfigError(f"(top): must be an object, got {type_name(raw)}")
     return _load_trigger(raw)
 
 
@@ -375,18 +413,24 @@ def _load_trigger(raw: dict[str, Any]) -> TriggerConfig:
     if "triggerConfig" in raw:  # a whole FC trigger resource
         unknown = set(raw) - _RESOURCE_KEYS - {"triggerConfig"}
         if unknown:
-            raise _fail(sorted(unknown)[0], "unknown field")
+            raise field_error(sorted(unknown)[0], "unknown field")
         if raw.get("triggerType", "http").lower() != "http":
-            raise _fail("triggerType", f"must be http, got {raw['triggerType']!r}")
+            raise field_error("triggerType", f"must be http, got {raw['triggerType']!r}")
         raw, path = raw["triggerConfig"], "triggerConfig"
         if not isinstance(raw, dict):
-            raise _fail(path, f"must be an object, got {_type_name(raw)}")
+            raise field_error(path, f"must be an object, got {type_name(raw)}")
     config = _load_section(TriggerConfig, raw, path)
-    if config.auth_type not in IMPLEMENTED_AUTH_TYPES:
-        raise _fail(
-            _join(path, "authType"),
-            f"{config.auth_type!r} is not available in this release of fc-wsgi; use anonymous",
-        )
+    if config.async_.backend == "dramatiq":
+        problem = "'dramatiq' is not available in this release of fc-wsgi; use sqlite"
+        raise field_error(_join(path, "async.backend"), problem)
+    if config.auth_type == "function" and not config.access_keys:
+        raise field_error(_join(path, "accessKeys"), "authType function needs at least one key")
+    if config.auth_type == "jwt":
+        from .auth.jwt import parse_auth_config  # the JWT layer, only for JWT triggers
+
+        if config.auth_config is None:
+            raise field_error(_join(path, "authConfig"), "authType jwt needs the JWT settings")
+        parse_auth_config(config.auth_config, _join(path, "authConfig"))  # refuse bad ones now
     return config
 
 
@@ -396,16 +440,16 @@ def _join(path: str, name: str) -> str:
 
 def _load_section(cls: type[T], raw: Any, path: str) -> T:
     if not isinstance(raw, dict):
-        raise _fail(path, f"must be an object, got {_type_name(raw)}")
+        raise field_error(path, f"must be an object, got {type_name(raw)}")
     by_json = {f.metadata["json"]: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     for key, field in by_json.items():
         if field.metadata["required"] and raw.get(key) is None:
-            raise _fail(_join(path, key), "required")
+            raise field_error(_join(path, key), "required")
     values = {}
     for key, value in raw.items():
         field = by_json.get(key)
         if field is None:
-            raise _fail(_join(path, key), "unknown field")
+            raise field_error(_join(path, key), "unknown field")
         if value is None:
             continue  # JSON null: the default
         values[field.name] = field.metadata["parse"](value, _join(path, key))

@@ -21,6 +21,7 @@ from werkzeug.utils import ImportStringError, import_string
 from .auth.gate import AuthGate
 from .config import ConfigError, TriggerConfig, load_config
 from .cors import CorsDefaults
+from .dispatch import AsyncDispatcher
 from .headers import HeaderFilter
 from .limits import LimitGuard
 
@@ -52,6 +53,19 @@ def make_trigger_app(
         default_domain=trigger.default_domain,
         profile=profile,
     )
+    async_ = trigger.async_
+    stack = AsyncDispatcher(
+        stack,
+        journal=async_.journal,
+        workers=async_.workers,
+        max_async_retry_attempts=async_.max_async_retry_attempts,
+        max_async_event_age_in_seconds=async_.max_async_event_age_in_seconds,
+        destination_config=async_.destination_config,
+        profile=profile,
+        fail_on_5xx=async_.fail_on_5xx,
+        max_queued_tasks=async_.max_queued_tasks,
+        retention_seconds=async_.retention_seconds,
+    )
     disabled = trigger.disable_url_internet and trigger.default_domain
     if trigger.auth_type != "anonymous" or disabled:
         stack = AuthGate(
@@ -61,6 +75,9 @@ def make_trigger_app(
             access_keys=trigger.access_keys,
             profile=profile,
             disable_url_internet=disabled,
+            signature_schemes=trigger.signature.schemes,
+            max_skew_seconds=trigger.signature.max_skew_seconds,
+            sdk_variants=trigger.signature.sdk_variants,
         )
     stack = LimitGuard(
         stack,

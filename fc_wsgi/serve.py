@@ -4,7 +4,8 @@ gunicorn answers some oversized requests itself (request line over ``limit_reque
 one header over ``limit_request_field_size``) before the app is called, with its own plain
 400. So that FC's answers reach the client, :data:`GUNICORN_DEFAULTS` raises those limits
 above FC's. Under plain ``gunicorn 'fc_wsgi.serve:app_from_env()'`` gunicorn's own limits
-come first unless the same options are given on its command line.
+come first unless the same options are given on its command line, and
+``-c python:fc_wsgi.serve`` installs the worker hooks that start and drain the async scheduler.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from gunicorn.app.base import BaseApplication
 
 from .config import ConfigError, TriggerConfig
+from .dispatch import drain_all, start_all
 from .factory import make_trigger_app
 
 if TYPE_CHECKING:
@@ -38,6 +40,8 @@ def gunicorn_options(config: TriggerConfig, **overrides: Any) -> dict[str, Any]:
         "limit_request_line": GUNICORN_MAX_REQUEST_LINE,
         "limit_request_field_size": 2 * limits.max_header_bytes + 1024,
         "limit_request_fields": 1000,
+        "post_worker_init": post_worker_init,
+        "worker_exit": worker_exit,
     }
     options.update({k: v for k, v in overrides.items() if v is not None})
     if options.get("threads", 1) > 1 and "worker_class" not in overrides:
@@ -66,6 +70,19 @@ class TriggerServer(BaseApplication):  # type: ignore[misc]
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
         return make_trigger_app(self._app_ref, self._config)
+
+
+# gunicorn hooks, also found by name under `gunicorn -c python:fc_wsgi.serve ...`.
+
+
+def post_worker_init(worker: Any) -> None:
+    """Start the async scheduler in each worker, so tasks a killed server left run at once."""
+    start_all()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Finish running async tasks, or release their leases, within the graceful timeout."""
+    drain_all(max(1.0, worker.cfg.graceful_timeout - 1.0))
 
 
 def app_from_env() -> WSGIApplication:

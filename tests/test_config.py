@@ -120,9 +120,37 @@ def test_bad_values_name_their_field_path(raw, message):
         load_config(raw)
 
 
-def test_auth_types_of_later_releases_are_refused_clearly():
-    with pytest.raises(ConfigError, match="authType: 'jwt' is not available"):
+def test_function_auth_needs_access_keys():
+    with pytest.raises(ConfigError, match="accessKeys: authType function needs at least one"):
+        load_config({**BASE, "authType": "function"})
+
+
+def test_auth_type_defaults_to_function_as_fcs_api():
+    with pytest.raises(ConfigError, match="accessKeys"):
+        load_config({"methods": ["GET"]})
+
+
+def test_jwt_auth_needs_and_checks_its_auth_config_at_load():
+    with pytest.raises(ConfigError, match="authConfig: authType jwt needs"):
         load_config({**BASE, "authType": "jwt"})
+    with pytest.raises(ConfigError, match="triggerConfig.authConfig.tokenLookup"):
+        load_config(
+            {
+                "triggerConfig": {
+                    **BASE,
+                    "authType": "jwt",
+                    "authConfig": {"jwksUrl": "https://k.example/jwks", "tokenLookup": "body:x"},
+                }
+            }
+        )
+
+
+def test_signature_settings():
+    config = load_config({**BASE, "signature": {"schemes": ["acs3"], "maxSkewSeconds": 60}})
+    assert config.signature.schemes == ("acs3",)
+    assert config.signature.sdk_variants is True
+    with pytest.raises(ConfigError, match=r"signature.schemes\[0\]: must be one of"):
+        load_config({**BASE, "signature": {"schemes": ["v2"]}})
 
 
 def test_secrets_never_appear_in_errors_or_descriptions(monkeypatch):

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import webtest
 from support import hello_app
 
-from fc_wsgi import ConfigError, make_trigger_app
+from fc_wsgi import AsyncDispatcher, ConfigError, TriggerConfig, make_trigger_app
+from fc_wsgi.config import AsyncConfig
 from fc_wsgi.cors import CorsDefaults
 from fc_wsgi.headers import HeaderFilter
 from fc_wsgi.limits import LimitGuard
 
 BASE = {"authType": "anonymous", "methods": ["GET", "POST"]}
+
+
+@pytest.fixture(autouse=True)
+def _journal_in_tmp(tmp_path, monkeypatch):
+    """Keep the async journal of configs without one out of the working tree."""
+    BASE["async"] = {"journal": str(tmp_path / "async.sqlite3")}
+    monkeypatch.setattr(
+        "fc_wsgi.factory.DEFAULT_TRIGGER",
+        TriggerConfig(auth_type="anonymous", async_=AsyncConfig(journal=BASE["async"]["journal"])),
+    )
 
 
 def layers(app):
@@ -25,12 +37,21 @@ def layers(app):
 
 
 def test_layers_are_in_design_order():
-    assert layers(make_trigger_app(hello_app, BASE)) == [CorsDefaults, LimitGuard, HeaderFilter]
+    assert layers(make_trigger_app(hello_app, BASE)) == [
+        CorsDefaults,
+        LimitGuard,
+        AsyncDispatcher,
+        HeaderFilter,
+    ]
 
 
 def test_layers_with_nothing_to_do_are_left_out():
     config = {**BASE, "cors": {"mode": "off"}}
-    assert layers(make_trigger_app(hello_app, config)) == [LimitGuard, HeaderFilter]
+    assert layers(make_trigger_app(hello_app, config)) == [
+        LimitGuard,
+        AsyncDispatcher,
+        HeaderFilter,
+    ]
 
 
 def test_import_string_and_no_config():
@@ -63,7 +84,8 @@ def test_one_request_id_per_request_across_layers():
 def test_flask_app_is_wrapped():
     from examples.flask_app import app as flask_app
 
-    app = webtest.TestApp(make_trigger_app(flask_app, "examples/trigger.json"))
+    config = {**json.loads(Path("examples/trigger.json").read_text()), "async": BASE["async"]}
+    app = webtest.TestApp(make_trigger_app(flask_app, config))
     response = app.get("/", headers={"Origin": "http://page.example"})
     assert response.json["hello"] == "world"
     assert response.json["requestId"] == response.headers["X-Fc-Request-Id"]

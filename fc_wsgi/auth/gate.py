@@ -1,22 +1,28 @@
 """AuthGate: who may call the trigger (fc-spec.md sections 6, 7, 8, 9).
 
-``anonymous`` lets every request through; ``function`` and ``jwt`` check FC signatures and
-JWTs. A CORS preflight never reaches the check, because browsers send no credentials with it
+``anonymous`` lets every request through; ``function`` checks FC's signatures
+(:mod:`fc_wsgi.auth.signature`), ``jwt`` verifies a JWT against the trigger's JWKS
+(:mod:`fc_wsgi.auth.jwt`). The checker is built once, here; per request the gate only calls
+it. A CORS preflight never reaches the check, because browsers send no credentials with it
 (DESIGN.md's request flow). With ``disable_url_internet`` every request is refused the way
-FC's disabled public URL refuses it.
+FC's disabled public URL refuses it. Refusals are FC's answers from :mod:`fc_wsgi.errors`;
+they never carry a secret, a signature or a token.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AccessDenied, error_response
+from ..config import SIGNATURE_SCHEMES
+from ..errors import AccessDenied, FcError, error_response
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
     from ..config import AccessKey, Profile
+    from .jwt import JwtAuthConfig
 
 #: FC's message for a trigger whose public URL is disabled (fc-spec.md section 6).
 URL_DISABLED_MESSAGE = "access denied due to function internet URL is disable"
@@ -30,20 +36,61 @@ class AuthGate:
         app: WSGIApplication,
         *,
         auth_type: str = "anonymous",
-        auth_config: Mapping[str, Any] | None = None,
+        auth_config: Mapping[str, Any] | str | JwtAuthConfig | None = None,
         access_keys: Iterable[AccessKey] = (),
         profile: Profile = "fc3",
         disable_url_internet: bool = False,
+        signature_schemes: Iterable[str] = SIGNATURE_SCHEMES,
+        max_skew_seconds: int = 900,
+        sdk_variants: bool = True,
+        fetch_jwks: Callable[[str, float], bytes] | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        if auth_type != "anonymous":
-            raise ValueError(f"auth_type {auth_type!r} is not available in this release")
         self.app = app
         self.auth_type = auth_type
         self.profile = profile
         self.disable_url_internet = disable_url_internet
+        self._check: Callable[[WSGIEnvironment], object] | None
+        if auth_type == "anonymous":
+            self._check = None
+        elif auth_type == "function":
+            from .signature import SignatureVerifier
+
+            self._check = SignatureVerifier(
+                tuple(access_keys),
+                schemes=signature_schemes,
+                max_skew_seconds=max_skew_seconds,
+                clock=clock,
+                sdk_variants=sdk_variants,
+            ).verify
+        elif auth_type == "jwt":
+            from .jwt import JwtAuthConfig, JwtVerifier, parse_auth_config
+
+            if auth_config is None:
+                raise ValueError("auth_type 'jwt' needs auth_config (FC's authConfig)")
+            if not isinstance(auth_config, JwtAuthConfig):
+                auth_config = parse_auth_config(auth_config)
+            verifier = JwtVerifier(auth_config, fetch_jwks=fetch_jwks, clock=clock)
+            self._check = verifier.authenticate
+        else:
+            raise ValueError(f"auth_type must be anonymous, function or jwt, got {auth_type!r}")
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self.disable_url_internet:
             error = AccessDenied(URL_DISABLED_MESSAGE)
             return error_response(error, environ, start_response, self.profile)
+        check = self._check
+        if check is not None and not _is_preflight(environ):
+            try:
+                check(environ)
+            except FcError as error:
+                return error_response(error, environ, start_response, self.profile)
         return self.app(environ, start_response)
+
+
+def _is_preflight(environ: WSGIEnvironment) -> bool:
+    return (
+        environ["REQUEST_METHOD"] == "OPTIONS"
+        and "HTTP_ORIGIN" in environ
+        and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
+    )

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from servers import Server, free_port, launch, stop
+from servers import Server, free_port, launch, stop, with_journal
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def start_server(tmp_path) -> Iterator:
         argv = [a.replace("{port}", str(port)) for a in argv]
         if config is not None:
             path = tmp_path / f"trigger-{len(started)}.json"
-            path.write_text(json.dumps(config))
+            path.write_text(json.dumps(with_journal(config, tmp_path)))
             argv = [a.replace("{config}", str(path)) for a in argv]
         server = launch(argv, port, tmp_path / f"server-{len(started)}.log", env)
         started.append(server)

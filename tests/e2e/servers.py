@@ -34,6 +34,14 @@ class Server:
         return self.log.read_text(errors="replace")
 
 
+def with_journal(config: dict, folder: Path) -> dict:
+    """``config`` with its async journal in ``folder`` (never in the working tree)."""
+    if "triggerConfig" in config:
+        return {**config, "triggerConfig": with_journal(config["triggerConfig"], folder)}
+    async_ = {"journal": str(folder / "async.sqlite3"), **config.get("async", {})}
+    return {**config, "async": async_}
+
+
 def launch(argv: list[str], port: int, log: Path, env: dict | None = None) -> Server:
     """Start ``argv`` in its own session (so a stop reaches its workers) and wait for it."""
     with log.open("wb") as out:

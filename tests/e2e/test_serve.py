@@ -7,7 +7,7 @@ import json
 import sys
 
 import pytest
-from servers import free_port, launch, stop
+from servers import free_port, launch, stop, with_journal
 
 pytestmark = pytest.mark.e2e
 
@@ -47,7 +47,7 @@ def hello(tmp_path_factory):
     """One server (2 workers) for the checks of this module that change nothing."""
     folder = tmp_path_factory.mktemp("hello")
     config = folder / "trigger.json"
-    config.write_text(json.dumps(TRIGGER))
+    config.write_text(json.dumps(with_journal(TRIGGER, folder)))
     port = free_port()
     server = launch(
         [
@@ -183,7 +183,7 @@ def test_fc2_profile_and_default_domain(serve):
 
 def test_plain_gunicorn_with_app_from_env(start_server, tmp_path):
     config = tmp_path / "t.json"
-    config.write_text(json.dumps(TRIGGER))
+    config.write_text(json.dumps(with_journal(TRIGGER, tmp_path)))
     server = start_server(
         [
             sys.executable,
