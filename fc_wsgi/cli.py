@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import time
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .config import ConfigError, TriggerConfig, describe, load_config
 from .factory import DEFAULT_TRIGGER, load_app, make_trigger_app
 
 #: Exit status for usage and config errors (as argparse uses).
 EXIT_USAGE = 2
+#: Where `fc-wsgi sign` finds the secret when --access-key-secret is not given.
+SECRET_ENV = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,6 +50,30 @@ def _build_parser() -> _Parser:
     check = commands.add_parser("check", help="validate a config, print the effective settings")
     check.add_argument("file", metavar="FILE")
     check.set_defaults(run=_check)
+
+    sign = commands.add_parser("sign", help="print the headers (or URL) of a signed request")
+    sign.add_argument("method", metavar="METHOD")
+    sign.add_argument("url", metavar="URL")
+    sign.add_argument("--access-key-id", required=True, metavar="ID")
+    sign.add_argument(
+        "--access-key-secret",
+        metavar="SECRET",
+        help=f"default: ${SECRET_ENV} (keeps the secret out of the shell history)",
+    )
+    sign.add_argument("--security-token", default="", metavar="TOKEN", help="STS token")
+    sign.add_argument("--scheme", choices=("fc", "acs3"), default="fc")
+    sign.add_argument("-H", "--header", action="append", default=[], metavar="'Name: value'")
+    sign.add_argument("--data", default="", metavar="BODY", help="the body (signed by acs3)")
+    sign.add_argument("--expires", type=_positive, metavar="SECONDS", help="print a signed URL")
+    sign.set_defaults(run=_sign)
+
+    tasks = commands.add_parser("tasks", help="async tasks in the journal")
+    tasks.add_argument("action", choices=("list", "show", "retry"))
+    tasks.add_argument("task_id", nargs="?", metavar="ID", help="request id (show, retry)")
+    tasks.add_argument("--config", metavar="FILE", help="trigger config naming the journal")
+    tasks.add_argument("--json", action="store_true", help="one JSON object per line")
+    tasks.add_argument("--limit", type=_positive, default=100, metavar="N")
+    tasks.set_defaults(run=_tasks)
     return parser
 
 
@@ -91,3 +120,101 @@ def _check(args: argparse.Namespace) -> int:
     )
     print(f"preflight: {preflight}")
     return 0
+
+
+def _sign(args: argparse.Namespace) -> int:
+    from .auth.signing import sign_headers, sign_url
+
+    secret = args.access_key_secret or os.environ.get(SECRET_ENV, "")
+    if not secret:
+        raise ConfigError(f"--access-key-secret: give it, or set ${SECRET_ENV}")
+    headers = []
+    for line in args.header:
+        name, sep, value = line.partition(":")
+        if not sep or not name.strip():
+            raise ConfigError(f"-H: expected 'Name: value', got {line!r}")
+        headers.append((name.strip(), value.strip()))
+    keys = {"access_key_id": args.access_key_id, "access_key_secret": secret}
+    if args.expires is not None:
+        if args.scheme != "fc":
+            raise ConfigError("--expires: signed URLs use the fc scheme")
+        expires = int(time.time()) + args.expires
+        print(sign_url(args.method, args.url, expires=expires, headers=headers,
+                       security_token=args.security_token, **keys))  # fmt: skip
+        return 0
+    signed = sign_headers(
+        args.method, args.url, headers=headers, body=args.data.encode(), scheme=args.scheme,
+        security_token=args.security_token, **keys,
+    )  # fmt: skip
+    for name, value in signed:
+        print(f"{name}: {value}")
+    return 0
+
+
+def _tasks(args: argparse.Namespace) -> int:
+    if args.action != "list" and not args.task_id:
+        raise ConfigError(f"tasks {args.action}: give the task's request id")
+    path = _load(args.config).async_.journal
+    if os.path.exists(path):
+        records = _task_records(path, args)
+    elif args.action == "list":  # no async request yet: say so, create nothing
+        records = []
+    else:
+        raise ConfigError(f"no async task {args.task_id!r}: no journal at {path}")
+    if args.json:
+        for record in records:
+            print(json.dumps(record.as_dict()))
+    elif args.action == "show":
+        for key, value in records[0].as_dict().items():
+            print(f"{key}: {_shown(key, value)}")
+    else:
+        _print_table(records)
+    return 0
+
+
+def _task_records(path: str, args: argparse.Namespace) -> list[Any]:
+    from .dispatch import Journal
+    from .dispatch.journal import JournalError
+
+    with Journal(path) as journal:
+        try:
+            if args.action == "list":
+                return journal.list_tasks(limit=args.limit)
+            if args.action == "retry":
+                return [journal.retry(args.task_id)]
+            record = journal.get(args.task_id)
+        except JournalError as exc:
+            raise ConfigError(f"tasks {args.action}: {exc}") from None
+    if record is None:
+        raise ConfigError(f"no async task {args.task_id!r} in {path}")
+    return [record]
+
+
+_COLUMNS = ("ID", "STATE", "ATTEMPTS", "CREATED", "UPDATED", "LAST ERROR")
+
+
+def _print_table(records: Sequence[Any]) -> None:
+    rows = [_COLUMNS] + [
+        (r.id, r.state, str(r.attempts), _when(r.created), _when(r.updated), r.last_error or "")
+        for r in records
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS) - 1)]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True))
+        print("  ".join(cells), row[-1])
+
+
+def _when(stamp: float | None) -> str:
+    if stamp is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+def _shown(key: str, value: Any) -> str:
+    if isinstance(value, float) and key in _TIME_FIELDS:
+        return _when(value)
+    return "-" if value is None else str(value)
+
+
+_TIME_FIELDS = frozenset({"created", "enqueued", "updated", "due", "started", "ended",
+                          "lease_expiry"})  # fmt: skip

@@ -52,3 +52,69 @@ def test_usage_errors_exit_2_with_one_line():
 def test_serve_refuses_bad_input_before_starting(argv, capsys):
     assert main(argv) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_sign_prints_headers_that_verify(capsys):
+    from support import make_environ
+
+    from fc_wsgi.auth.signature import SignatureVerifier
+    from fc_wsgi.config import AccessKey
+
+    argv = ["sign", "POST", "http://h.example/p?b=2&a=1", "--access-key-id", "AK",
+            "--access-key-secret", "sec-0123456789", "-H", "Content-Type: text/plain",
+            "-H", "X-Fc-Trace-Id: t1"]  # fmt: skip
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    headers = dict(line.split(": ", 1) for line in lines)
+    assert headers["Authorization"].startswith("FC AK:")
+    environ = make_environ(
+        REQUEST_METHOD="POST", PATH_INFO="/p", QUERY_STRING="b=2&a=1",
+        CONTENT_TYPE="text/plain", HTTP_DATE=headers["Date"],
+        HTTP_X_FC_TRACE_ID="t1", HTTP_AUTHORIZATION=headers["Authorization"],
+    )  # fmt: skip
+    assert SignatureVerifier([AccessKey("AK", "sec-0123456789")]).verify(environ) == "AK"
+
+
+def test_sign_takes_the_secret_from_the_environment(monkeypatch, capsys):
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "from-env-secret")
+    assert main(["sign", "GET", "http://h/", "--access-key-id", "AK", "--expires", "30"]) == 0
+    assert "x-fc-signature=" in capsys.readouterr().out
+    monkeypatch.delenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET")
+    assert main(["sign", "GET", "http://h/", "--access-key-id", "AK"]) == 2
+    assert main(["sign", "GET", "http://h/", "--access-key-id", "AK", "--access-key-secret",
+                 "s", "-H", "no colon"]) == 2  # fmt: skip
+
+
+def test_tasks_list_show_and_retry(tmp_path, capsys):
+    from fc_wsgi.dispatch import Journal
+    from fc_wsgi.dispatch.journal import StoredRequest
+
+    journal_path = tmp_path / "async.sqlite3"
+    config = tmp_path / "t.json"
+    config.write_text(json.dumps({"authType": "anonymous", "methods": ["POST"],
+                                  "async": {"journal": str(journal_path)}}))  # fmt: skip
+    with Journal(journal_path) as journal:
+        request = StoredRequest({"REQUEST_METHOD": "POST", "PATH_INFO": "/job"}, b"{}")
+        journal.enqueue("1-abc", "1-abc", request, due=0.0, now=0.0, max_pending=10)
+    assert main(["tasks", "list", "--config", str(config)]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["ID", "STATE", "ATTEMPTS", "CREATED", "UPDATED", "LAST", "ERROR"]
+    assert table[1].split()[:3] == ["1-abc", "Enqueued", "0"]
+    assert main(["tasks", "show", "1-abc", "--config", str(config), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["id"], shown["state"], shown["path"]) == ("1-abc", "Enqueued", "/job")
+    with Journal(journal_path) as journal:
+        assert journal.claim("1-abc", "test-owner", now=1.0, lease_seconds=60.0)
+        journal.finish("1-abc", "test-owner", state="Failed", error="boom", status=500, now=2.0)
+    assert main(["tasks", "retry", "1-abc", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[:3] == ["1-abc", "Enqueued", "0"]
+    assert main(["tasks", "show", "nope", "--config", str(config)]) == 2
+    assert "no async task 'nope'" in capsys.readouterr().err
+
+
+def test_tasks_without_a_journal_creates_none(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["tasks", "list"]) == 0
+    assert capsys.readouterr().out.split() == ["ID", "STATE", "ATTEMPTS", "CREATED", "UPDATED",
+                                               "LAST", "ERROR"]  # fmt: skip
+    assert not (tmp_path / ".fc-wsgi").exists()
