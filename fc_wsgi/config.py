@@ -462,7 +462,14 @@ def _load_section(cls: type[T], raw: Any, path: str) -> T:
 def describe(config: TriggerConfig) -> Iterator[tuple[str, str]]:
     """The effective settings as ``(name, value)`` pairs, secrets left out."""
     yield "authType", config.auth_type
-    yield "accessKeys", ", ".join(k.id for k in config.access_keys) or "(none)"
+    if config.auth_type == "function":
+        yield "accessKeys", ", ".join(k.id for k in config.access_keys)
+        yield from _describe_fields(config.signature, "signature")
+    elif config.auth_type == "jwt" and config.auth_config is not None:
+        from .auth.jwt import parse_auth_config
+
+        for name, value in parse_auth_config(config.auth_config).describe():
+            yield f"authConfig.{name}", value
     yield from _describe_fields(config, "")
 
 
@@ -470,7 +477,7 @@ def _describe_fields(obj: Any, path: str) -> Iterator[tuple[str, str]]:
     for field in dataclasses.fields(obj):
         value = getattr(obj, field.name)
         name = _join(path, field.metadata["json"])
-        if not field.metadata["shown"] or name == "authType":
+        if not field.metadata["shown"] or name in ("authType", "signature"):
             continue
         if dataclasses.is_dataclass(value):
             yield from _describe_fields(value, name)

@@ -118,3 +118,11 @@ def test_tasks_without_a_journal_creates_none(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().out.split() == ["ID", "STATE", "ATTEMPTS", "CREATED", "UPDATED",
                                                "LAST", "ERROR"]  # fmt: skip
     assert not (tmp_path / ".fc-wsgi").exists()
+
+
+def test_check_of_a_jwt_trigger_shows_its_auth_config_without_key_material(capsys):
+    assert main(["check", "examples/trigger-jwt.json"]) == 0
+    out = capsys.readouterr().out
+    assert "authConfig.tokenLookup: header:Authorization:Bearer, cookie:token" in out
+    assert "authConfig.claimPassBy: header:uid:x-uid" in out
+    assert "ZmMtd3NnaS1kZW1v" not in out  # the demo key's "k"

@@ -35,7 +35,7 @@ import threading
 import time
 import urllib.parse
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Literal
@@ -119,6 +119,33 @@ class JwtAuthConfig:
     jwks_cache_seconds: float = 300
     jwks_refresh_cooldown_seconds: float = 30
     jwks_timeout_seconds: float = 5
+
+    def describe(self) -> Iterator[tuple[str, str]]:
+        """The effective settings for ``fc-wsgi check``: key ids, never key material."""
+        if self.jwks_url is not None:
+            yield "keys", f"{self.jwks_url} (cached {self.jwks_cache_seconds:g} s)"
+        else:
+            where = self.jwks_file or "inline"
+            yield "keys", f"{where}: {self.jwks!r}"
+        yield (
+            "tokenLookup",
+            ", ".join(
+                ":".join(part for part in (s.kind, s.name, s.prefix) if part)
+                for s in self.token_lookup
+            ),
+        )
+        passes = (f"{p.position}:{p.claim}:{p.mapped_name}" for p in self.claim_pass_by)
+        yield "claimPassBy", ", ".join(passes) or "(none)"
+        if self.whitelist:
+            yield "whitelist (no token needed)", ", ".join(self.whitelist)
+        elif self.blacklist:
+            yield "blacklist (token needed only here)", ", ".join(self.blacklist)
+        else:
+            yield "paths", "every path needs a token"
+        yield "algorithms", ", ".join(self.algorithms)
+        yield "leewaySeconds", f"{self.leeway_seconds:g}"
+        yield "issuer", ", ".join(self.issuer) or "(unchecked)"
+        yield "audience", ", ".join(self.audience) or "(unchecked)"
 
 
 # -- authConfig parsing ------------------------------------------------------------------------
