@@ -159,7 +159,7 @@ def test_secrets_never_appear_in_errors_or_descriptions(monkeypatch):
         {"id": "AK1", "secret": "inline-secret-value"},
         {"id": "AK2", "secretEnv": "AK2_SECRET"},
     ]
-    config = load_config({**BASE, "accessKeys": keys})
+    config = load_config({**BASE, "authType": "function", "accessKeys": keys})
     assert [k.secret for k in config.access_keys] == ["inline-secret-value", "env-secret-value"]
     shown = repr(config) + repr(list(describe(config)))
     assert "secret-value" not in shown

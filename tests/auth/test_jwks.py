@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import http.server
-import io
 import json
 import logging
 import threading
@@ -15,6 +14,7 @@ import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from support import make_environ
 
 from fc_wsgi.auth.jwks import (
     SUPPORTED_ALGORITHMS,
@@ -29,29 +29,6 @@ from fc_wsgi.errors import InvalidToken
 
 NOW = 1_700_000_000.0
 ALL = SUPPORTED_ALGORITHMS
-
-
-def make_environ(**overrides: Any) -> dict[str, Any]:
-    """A complete PEP 3333 environ."""
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": "GET",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": "/",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(b""),
-        "wsgi.errors": io.StringIO(),
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    environ.update(overrides)
-    return environ
 
 
 def b64url(data: bytes) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import io
 import json
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from support import make_environ
 
 from fc_wsgi.auth.jwt import (
     CLAIMS_ENVIRON_KEY,
@@ -30,32 +30,6 @@ from fc_wsgi.errors import InvalidArgument, InvalidToken
 
 NOW = 1_700_000_000.0
 HS_SECRET = bytes(range(64))  # 64 bytes: long enough for HS256, HS384 and HS512
-
-
-def make_environ(**overrides: Any) -> dict[str, Any]:
-    """A complete PEP 3333 environ; ``body=`` sets wsgi.input and CONTENT_LENGTH."""
-    body = overrides.pop("body", b"")
-    environ: dict[str, Any] = {
-        "REQUEST_METHOD": "GET",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": "/",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "80",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": io.StringIO(),
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    if body:
-        environ["CONTENT_LENGTH"] = str(len(body))
-    environ.update(overrides)
-    return environ
 
 
 def b64url(data: bytes) -> str:
