@@ -14,6 +14,7 @@ header tuple is built here once; per request only the echoed ``Origin`` is new.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
 SAFELISTED_HEADERS = frozenset({"accept", "accept-language", "content-language", "content-type"})
 
 _ACAO = "Access-Control-Allow-Origin"
+# Control characters (CR, LF, NUL, ...): a request value holding one is never echoed into a
+# response header, where it could split the answer (some servers let them through).
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 # FC's emulator answers a preflight 200 (not 204), so it carries a type for its empty body.
 _EMPTY_BODY = (("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "0"))
 
@@ -73,6 +77,7 @@ class CorsDefaults:
             fixed.append(("Access-Control-Expose-Headers", ",".join(expose_headers)))
         self._fixed = tuple(fixed)
         self._fixed_names = frozenset(name.lower() for name, _ in fixed) | {_ACAO.lower()}
+        self._no_origin = (*fixed, ("Vary", "Origin")) if mode == "fc" else (("Vary", "Origin"),)
         self._max_age = ("Access-Control-Max-Age", str(max_age))
         self._strict_methods = ("Access-Control-Allow-Methods", ",".join(self.allow_methods))
 
@@ -80,9 +85,12 @@ class CorsDefaults:
         if self.mode == "off":
             return self.app(environ, start_response)
         origin: str | None = environ.get("HTTP_ORIGIN")
+        if origin is not None and _UNSAFE.search(origin):
+            origin = None  # not an origin a browser sends: answered as if absent
         if origin is None:
-            # No Origin: nothing is echoed, so nothing depends on it; FC still exposes.
-            added: tuple[tuple[str, str], ...] = self._fixed if self.mode == "fc" else ()
+            # No Origin: nothing to echo, but the answer to a request with one differs, so a
+            # shared cache must not serve this one to it (Vary); FC still exposes its headers.
+            added: tuple[tuple[str, str], ...] = self._no_origin
         elif self.mode == "fc" or self._any_origin or origin in self.allow_origins:
             if (
                 environ["REQUEST_METHOD"] == "OPTIONS"
@@ -97,8 +105,6 @@ class CorsDefaults:
                 if "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
                     return self._refuse(environ, start_response, "origin not allowed")
             added = (("Vary", "Origin"),)
-        if not added:
-            return self.app(environ, start_response)
 
         def start_with_cors(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
@@ -123,6 +129,8 @@ class CorsDefaults:
     ) -> list[bytes]:
         asked_method = environ["HTTP_ACCESS_CONTROL_REQUEST_METHOD"]
         asked_headers = environ.get("HTTP_ACCESS_CONTROL_REQUEST_HEADERS", "")
+        if _UNSAFE.search(asked_method) or _UNSAFE.search(asked_headers):
+            return self._refuse(environ, start_response, "control characters in the request")
         headers = [(_ACAO, origin), *self._fixed, ("Vary", "Origin"), self._max_age]
         if self.mode == "fc":  # FC's emulator: echo whatever the browser asks for
             headers.append(("Access-Control-Allow-Methods", asked_method))
