@@ -24,7 +24,14 @@ from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from ._wsgi import close_iterable, discard, environ_key
-from .errors import BadResponse, FcError, error_response, function_error_response, request_id
+from .errors import (
+    REQUEST_ID_KEY,
+    BadResponse,
+    FcError,
+    error_response,
+    function_error_response,
+    request_id,
+)
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -81,7 +88,7 @@ class HeaderFilter:
                 del environ[key]
         for key in environ.keys() & self._drop_request:
             del environ[key]
-        rid = request_id(environ, self.profile)
+        rid = environ.get(REQUEST_ID_KEY) or request_id(environ, self.profile)
         environ["HTTP_X_FC_REQUEST_ID"] = rid
         exchange = _Exchange(self, environ, start_response, rid)
         try:
