@@ -100,6 +100,8 @@ PRUNE_INTERVAL_SECONDS = 3600.0
 MAX_DELAY_SECONDS = 3600
 #: Largest body stored even when no LimitGuard stands in front: FC's sync maximum, in bytes.
 MAX_STORED_BODY_BYTES = 32 * 1024 * 1024
+#: Most tasks one journal rescan reads; a full page is followed by the next at once.
+RESCAN_PAGE = 100
 #: Threads delivering destination records, per process.
 DESTINATION_WORKERS = 2
 #: Default graceful-stop budget, in seconds (gunicorn's default graceful_timeout).
@@ -208,6 +210,7 @@ class AsyncDispatcher:
         self._retry_base_seconds = retry_base_seconds
         # The heartbeat rides on the rescan: wake at least three times per lease.
         self._rescan_interval_seconds = min(rescan_interval_seconds, self._heartbeat_seconds)
+        self._rescan_page = max(RESCAN_PAGE, 4 * workers)
         self._destinations = Destinations(destination_config)
         self._task_id_headers = _TASK_ID_HEADERS[profile]
         # Per-process run state, (re)made by start(); guarded by _lock.
@@ -310,6 +313,7 @@ class AsyncDispatcher:
                 rescan=self._rescan,
                 rescan_interval_seconds=self._rescan_interval_seconds,
                 clock=self._clock,
+                rescan_page=self._rescan_page,
             )
             self._scheduler.start()
         log.info(
@@ -381,7 +385,7 @@ class AsyncDispatcher:
         return self.journal.due_tasks(
             now=now,
             horizon_seconds=self._rescan_interval_seconds,
-            limit=max(100, 4 * self.workers),
+            limit=self._rescan_page,
         )
 
     def _heartbeat(self, now: float) -> None:

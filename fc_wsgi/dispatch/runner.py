@@ -8,7 +8,8 @@ query, headers, body, client address), add ``fc.request_id``, ``HTTP_X_FC_REQUES
 once the body has started, ``write()`` is supported, and the iterable is always closed. The
 body is buffered: async bodies and answers are small and nobody is waiting to stream them.
 
-A run failed when the app raised or gave no valid response (FC's ``UnhandledInvocationError``)
+A run failed when the app raised or gave no valid response (FC's ``UnhandledInvocationError``;
+in the trigger stack the raise arrives as HeaderFilter's 502 answer marked with that error type)
 or, with ``fail_on_5xx``, answered 5xx (reported as ``HandledInvocationError``: the function
 itself said it failed).
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import logging
 import sys
 from typing import TYPE_CHECKING, Any
@@ -145,9 +147,31 @@ def run_task(app: WSGIApplication, task: TaskRecord, *, fail_on_5xx: bool = True
             exc_info=exc,
         )
         return Outcome(None, [], b"", f"{type(exc).__name__}: {exc}", UNHANDLED)
+    if _gateway_error_type(headers) == UNHANDLED:
+        # HeaderFilter, inside us, already turned the app's exception into FC's 502: still the
+        # function's unhandled error, whatever fail_on_5xx says.
+        return Outcome(status, headers, body, _function_error(body, status_line), UNHANDLED)
     if fail_on_5xx and status >= 500:
         return Outcome(status, headers, body, f"function answered {status_line}", HANDLED)
     return Outcome(status, headers, body)
+
+
+def _gateway_error_type(headers: list[tuple[str, str]]) -> str | None:
+    """``X-Fc-Error-Type`` of the answer: only the gateway's own error answers carry it, since
+    HeaderFilter drops every ``x-fc-*`` header the app itself sets."""
+    for name, value in headers:
+        if name.lower() == "x-fc-error-type":
+            return value
+    return None
+
+
+def _function_error(body: bytes, status_line: str) -> str:
+    """``errorType: errorMessage`` from FC's function-error body, else the status line."""
+    try:
+        payload = json.loads(body)
+        return f"{payload['errorType']}: {payload['errorMessage']}"
+    except (ValueError, TypeError, KeyError):
+        return f"function answered {status_line}"
 
 
 def _status_code(status_line: str) -> int:

@@ -9,7 +9,10 @@ worker slot or the next journal rescan, never spinning. The decision itself is
 Tasks enqueued by other processes sharing the journal, and tasks whose owner died, are not
 pushed here; the ``rescan`` callback finds them. It runs every ``rescan_interval_seconds``
 (default 1 s) and returns ``(task_id, due)`` pairs falling due before the next rescan, so such a
-task starts at most about one interval late. The pool is a ``ThreadPoolExecutor`` of
+task starts at most about one interval late. A rescan reads at most ``rescan_page`` tasks; when
+it fills its page with tasks it had not seen, the next page is read as soon as the local queue
+is empty, not an interval later, so a backlog (after a restart, or accepted by another process)
+drains as fast as the pool runs it. The pool is a ``ThreadPoolExecutor`` of
 ``workers`` threads and the scheduler never hands it more tasks than it has free threads: the
 rest stay in the journal, where an idle process sharing it can take them.
 """
@@ -88,6 +91,7 @@ class Scheduler:
         rescan_interval_seconds: float = RESCAN_INTERVAL_SECONDS,
         clock: Clock = time.time,
         name: str = "fc-wsgi-async",
+        rescan_page: int | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -95,6 +99,9 @@ class Scheduler:
         self._workers = workers
         self._rescan = rescan
         self._rescan_interval_seconds = rescan_interval_seconds
+        self._rescan_page = rescan_page
+        self._last_page: set[str] = set()
+        self._more = False  # the last rescan filled its page: the journal holds more
         self._clock = clock
         self._name = name
         self._queue = DelayQueue()
@@ -177,6 +184,9 @@ class Scheduler:
                 ready, next_due = self._queue.pop_due(now, self._workers - self._busy)
                 for task_id in ready:
                     self._submit(task_id)
+                if self._more and not self._queue and self._busy < self._workers:
+                    next_rescan = 0.0  # read the journal's next page now
+                    continue
                 if ready:
                     continue
                 timeout = self._rescan_interval_seconds
@@ -192,8 +202,17 @@ class Scheduler:
             found = list(rescan(self._clock()))
         except Exception as exc:  # a locked or broken journal must not kill the scheduler
             log.warning("async journal rescan failed, trying again later: %s", exc)
+            with self._cond:
+                self._more = False
             return
+        page = {task_id for task_id, _ in found}
         with self._cond:
+            # More only when the page was full of tasks not all seen last time: the same page
+            # again means its claims fail (or another process is slow to take them), and then
+            # reading it in a loop would only burn CPU.
+            full = self._rescan_page is not None and len(found) >= self._rescan_page
+            self._more = full and not page <= self._last_page
+            self._last_page = page
             for task_id, due in found:
                 self._queue.push(task_id, due)
 

@@ -12,6 +12,7 @@ import pytest
 
 from fc_wsgi.dispatch.journal import StoredRequest, TaskRecord
 from fc_wsgi.dispatch.runner import HANDLED, UNHANDLED, NoResponse, build_environ, run_app, run_task
+from fc_wsgi.headers import HeaderFilter
 
 T0 = 1_700_000_000.0
 
@@ -202,3 +203,22 @@ def test_exception_and_missing_response_are_unhandled_errors() -> None:
 def test_a_task_loaded_without_its_request_cannot_run() -> None:
     with pytest.raises(ValueError, match="without its request"):
         build_environ(dataclasses.replace(make_task(), request=None))
+
+
+@pytest.mark.parametrize("fail_on_5xx", [True, False])
+def test_header_filters_answer_to_a_raise_is_still_an_unhandled_error(fail_on_5xx: bool) -> None:
+    def raising(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        raise KeyError("missing")
+
+    outcome = run_task(HeaderFilter(raising), make_task(), fail_on_5xx=fail_on_5xx)
+    assert (outcome.failed, outcome.status, outcome.error_type) == (True, 502, UNHANDLED)
+    assert outcome.error == "KeyError: 'missing'"
+
+
+def test_an_app_cannot_forge_the_gateways_error_type() -> None:
+    def forging(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("200 OK", [("X-Fc-Error-Type", "UnhandledInvocationError")])
+        return [b"fine"]
+
+    outcome = run_task(HeaderFilter(forging), make_task())
+    assert (outcome.failed, outcome.status) == (False, 200)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -166,3 +167,56 @@ def test_stop_reports_a_task_still_running_and_calls_on_wait(clock: FakeClock) -
 def test_workers_must_be_positive() -> None:
     with pytest.raises(ValueError, match="workers"):
         Scheduler(lambda task_id: None, workers=0)
+
+
+def test_a_full_rescan_page_is_followed_by_the_next_at_once(clock: FakeClock) -> None:
+    backlog = [f"t{n:03d}" for n in range(250)]  # in the journal, found only by rescans
+    ran: list[str] = []
+    done = threading.Event()
+    lock = threading.Lock()
+
+    def run(task_id: str) -> None:
+        with lock:
+            if task_id in backlog:  # the claim: a task taken once is gone from the journal
+                backlog.remove(task_id)
+                ran.append(task_id)
+            if not backlog:
+                done.set()
+
+    def rescan(now: float) -> list[tuple[str, float]]:
+        with lock:
+            return [(task_id, now) for task_id in backlog[:100]]
+
+    sched = Scheduler(
+        run, workers=4, clock=clock, rescan=rescan, rescan_interval_seconds=60, rescan_page=100
+    )
+    sched.start()
+    try:
+        assert done.wait(5), f"{len(ran)} of 250 ran: the next page waited for the interval"
+        assert sorted(ran) == [f"t{n:03d}" for n in range(250)]
+    finally:
+        assert sched.stop(timeout=5)
+
+
+def test_the_same_full_page_again_waits_for_the_interval(clock: FakeClock) -> None:
+    calls: list[float] = []
+    page = [(f"stuck{n}", T0) for n in range(10)]  # claims keep failing: never leaves
+
+    def rescan(now: float) -> list[tuple[str, float]]:
+        calls.append(now)
+        return page
+
+    sched = Scheduler(
+        lambda task_id: None,
+        workers=2,
+        clock=clock,
+        rescan=rescan,
+        rescan_interval_seconds=60,
+        rescan_page=10,
+    )
+    sched.start()
+    try:
+        time.sleep(0.5)
+        assert len(calls) == 2  # the first page, then one look for more, then the interval
+    finally:
+        assert sched.stop(timeout=5)
