@@ -1,0 +1,458 @@
+"""Async invocation end to end: real `fc-wsgi serve --workers 2`, loopback HTTP, SQLite on disk.
+
+The app (``async_app.py``) appends a line to a run log for every run it starts and ends, so the
+tests see what ran, how often, with which attempt and in which process; the journal itself is
+read with :class:`fc_wsgi.dispatch.Journal`. Crash tests SIGKILL the server or one worker and
+prove that every accepted request still runs. A killed worker's lease lasts 30 s (not
+configurable), so the two crash scenarios are set up together and wait out one lease.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from async_app import RUN_LOG_ENV
+from servers import Server, free_port, launch, stop
+
+from fc_wsgi.dispatch import Journal, TaskRecord
+
+pytestmark = pytest.mark.e2e
+
+APP = "tests.e2e.async_app:app"
+ASYNC = {"X-Fc-Invocation-Type": "Async"}
+#: The dispatcher's lease (dispatcher.LEASE_SECONDS), plus a rescan and a margin.
+LEASE_WAIT_SECONDS = 30 + 8
+
+T = TypeVar("T")
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Run:
+    phase: str  # start | end
+    request_id: str
+    attempt: int
+    pid: int
+    at: float
+
+
+@dataclass
+class Site:
+    """A served trigger and its files: config, journal and run log in ``folder``."""
+
+    folder: Path
+    server: Server
+
+    @property
+    def journal(self) -> Path:
+        return self.folder / "async.sqlite3"
+
+    def runs(self, request_id: str | None = None, phase: str = "start") -> list[Run]:
+        try:
+            text = (self.folder / "runs.log").read_text()
+        except FileNotFoundError:
+            return []
+        runs = []
+        for line in text.splitlines():
+            kind, rid, attempt, pid, at = line.split()
+            if kind == phase and request_id in (None, rid):
+                runs.append(Run(kind, rid, int(attempt), int(pid), float(at)))
+        return runs
+
+    def task(self, request_id: str) -> TaskRecord | None:
+        with Journal(self.journal) as journal:
+            return journal.get(request_id)
+
+    def post(self, path: str = "/", body: bytes = b"payload", **headers: str) -> str:
+        """An async POST that must be accepted; returns its request id."""
+        status, answer, data = request(self, "POST", path, body, {**ASYNC, **headers})
+        assert (status, data) == (202, b""), data
+        return answer["X-Fc-Request-Id"]
+
+
+def start_site(folder: Path, async_config: dict[str, Any], *, restart: int = 0) -> Site:
+    """`fc-wsgi serve --workers 2` of the test app, its journal and run log in ``folder``."""
+    config = {"authType": "anonymous", "methods": ["GET", "POST"]}
+    config["async"] = {"journal": str(folder / "async.sqlite3"), **async_config}
+    config_path = folder / "trigger.json"
+    config_path.write_text(json.dumps(config))
+    port = free_port()
+    argv = [sys.executable, "-m", "fc_wsgi", "serve", APP, "--config", str(config_path)]
+    argv += ["--bind", f"127.0.0.1:{port}", "--workers", "2"]
+    env = {RUN_LOG_ENV: str(folder / "runs.log")}
+    server = launch(argv, port, folder / f"server-{restart}.log", env)
+    return Site(folder, server)
+
+
+def request(
+    site: Site, method: str, path: str, body: bytes | None = None, headers: dict | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", site.server.port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        conn.close()
+
+
+def wait_for(check: Callable[[], T], timeout: float, what: str, site: Site | None = None) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            log = site.server.output()[-3000:] if site is not None else ""
+            pytest.fail(f"not within {timeout:g} s: {what}\n{log}")
+        time.sleep(0.05)
+
+
+def state_is(site: Site, request_id: str, *states: str) -> Callable[[], TaskRecord | None]:
+    def check() -> TaskRecord | None:
+        task = site.task(request_id)
+        return task if task is not None and task.state in states else None
+
+    return check
+
+
+def worker_pids(master: int) -> set[int]:
+    pids: set[int] = set()
+    for children in Path(f"/proc/{master}/task").glob("*/children"):
+        pids.update(int(pid) for pid in children.read_text().split())
+    return pids
+
+
+def kill_all(site: Site) -> None:
+    """SIGKILL the master and its workers at once, as a power cut or the OOM killer would."""
+    os.killpg(site.server.process.pid, signal.SIGKILL)
+    site.server.process.wait(timeout=10)
+
+
+class Receiver:
+    """A destination: an HTTP server on loopback that keeps every JSON record POSTed to it."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict] = {}
+        received = self.records
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                record = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                received[record["requestContext"]["requestId"]] = record
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+# -- servers shared by the tests that do not stop them -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def receiver() -> Iterator[Receiver]:
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Iterator[Site]:
+    """FC's async defaults: 3 retries, 1 day of event age."""
+    site = start_site(tmp_path_factory.mktemp("async-defaults"), {})
+    yield site
+    stop(site.server)
+
+
+@pytest.fixture(scope="module")
+def one_retry(tmp_path_factory, receiver) -> Iterator[Site]:
+    destinations = {
+        "onSuccess": {"destination": receiver.url("/ok")},
+        "onFailure": {"destination": receiver.url("/failed")},
+    }
+    config = {"maxAsyncRetryAttempts": 1, "destinationConfig": destinations}
+    site = start_site(tmp_path_factory.mktemp("one-retry"), config)
+    yield site
+    stop(site.server)
+
+
+@pytest.fixture(scope="module")
+def short_lived(tmp_path_factory, receiver) -> Iterator[Site]:
+    destinations = {"onFailure": {"destination": receiver.url("/failed")}}
+    config = {"maxAsyncEventAgeInSeconds": 1, "destinationConfig": destinations}
+    site = start_site(tmp_path_factory.mktemp("short-lived"), config)
+    yield site
+    stop(site.server)
+
+
+# -- acceptance ------------------------------------------------------------------------------
+
+
+def test_accepted_with_202_then_run_with_the_same_request_id(site):
+    status, headers, body = request(site, "POST", "/?first", b"hello", ASYNC)
+    assert (status, body) == (202, b"")
+    rid = headers["X-Fc-Request-Id"]
+    assert headers["Content-Length"] == "0"
+    (run,) = wait_for(lambda: site.runs(rid, "end"), 10, f"{rid} ran", site)
+    assert (run.request_id, run.attempt) == (rid, 1)
+    task = wait_for(state_is(site, rid, "Succeeded"), 5, f"{rid} succeeded", site)
+    assert (task.attempts, task.status, task.method, task.path) == (1, 200, "POST", "/")
+
+
+def test_delay_is_honoured(site):
+    sent = time.time()
+    rid = site.post("/?delayed", **{"x-fc-async-delay": "2"})
+    accepted = time.time()
+    (run,) = wait_for(lambda: site.runs(rid), 10, f"{rid} ran", site)
+    assert run.at - sent >= 2.0
+    assert run.at - accepted < 2.0 + 1.5
+
+
+@pytest.mark.parametrize("delay", ["-1", "3601", "abc"])
+def test_bad_delay_is_refused_and_nothing_is_queued(site, delay):
+    headers = {**ASYNC, "x-fc-async-delay": delay}
+    status, answer, body = request(site, "POST", "/?bad-delay", b"x", headers)
+    assert (status, json.loads(body)["Code"]) == (400, "InvalidArgument")
+    rid = answer["X-Fc-Request-Id"]
+    assert site.task(rid) is None
+    time.sleep(0.2)
+    assert site.runs(rid) == []
+
+
+def test_a_caller_chosen_task_id_is_echoed_and_cannot_be_reused(site):
+    headers = {**ASYNC, "X-Fc-Async-Task-Id": "resize_42"}
+    status, answer, _ = request(site, "POST", "/?task-id", b"x", headers)
+    assert (status, answer["X-Fc-Async-Task-Id"]) == (202, "resize_42")
+    rid = answer["X-Fc-Request-Id"]
+    status, _, body = request(site, "POST", "/?task-id", b"x", headers)
+    assert (status, json.loads(body)["Code"]) == (409, "ResourceAlreadyExists")
+    wait_for(state_is(site, "resize_42", "Succeeded"), 10, "resize_42 ran", site)
+    assert [run.request_id for run in site.runs(rid)] == [rid]
+
+
+def test_a_burst_of_500_runs_each_request_exactly_once(site):
+    def post_many(count: int) -> list[str]:
+        return [site.post("/?burst", b"b") for _ in range(count)]
+
+    with ThreadPoolExecutor(4) as clients:
+        ids = [rid for batch in clients.map(post_many, [125] * 4) for rid in batch]
+    assert len(set(ids)) == 500
+
+    def all_finished() -> bool:
+        with Journal(site.journal) as journal:
+            counts = journal.counts()
+        return not any(counts[s] for s in ("Enqueued", "Retrying", "Running", "Stopping"))
+
+    wait_for(lambda: set(ids) <= {run.request_id for run in site.runs()}, 40, "all ran", site)
+    wait_for(all_finished, 10, "the journal settled", site)
+    started = Counter(run.request_id for run in site.runs())
+    assert {rid: started[rid] for rid in ids} == dict.fromkeys(ids, 1)
+    with Journal(site.journal) as journal:
+        assert {journal.get(rid).state for rid in ids} == {"Succeeded"}
+
+
+# -- retries, expiry, destinations -----------------------------------------------------------
+
+
+def test_failing_twice_then_succeeding_runs_three_times(site):
+    rid = site.post("/?fail=2")
+    task = wait_for(state_is(site, rid, "Succeeded"), 15, f"{rid} succeeded", site)
+    runs = site.runs(rid)
+    assert [run.attempt for run in runs] == [1, 2, 3]
+    assert task.attempts == 3
+    # Backoff 0.5 s, then 1 s (fc-spec.md 11); a lower bound only: the machine may be busy.
+    assert runs[1].at - runs[0].at >= 0.45
+    assert runs[2].at - runs[1].at >= 0.95
+
+
+def test_success_record_goes_to_on_success(one_retry, receiver):
+    rid = one_retry.post("/?fine", b"hello")
+    record = wait_for(lambda: receiver.records.get(rid), 10, f"record of {rid}", one_retry)
+    assert set(record) == {
+        "timestamp",
+        "requestContext",
+        "requestPayload",
+        "responseContext",
+        "responsePayload",
+    }
+    assert record["requestContext"] == {
+        "requestId": rid,
+        "functionArn": "local",
+        "condition": "Success",
+        "approximateInvokeCount": 1,
+    }
+    assert record["requestPayload"] == "hello"
+    assert record["responseContext"] == {"statusCode": 200, "functionError": ""}
+    assert record["responsePayload"] == f"ran {rid} attempt 1: hello"
+    assert abs(record["timestamp"] / 1000 - time.time()) < 10
+
+
+def test_always_failing_is_failed_after_one_retry_and_reported(one_retry, receiver):
+    rid = one_retry.post("/?status=503", b"doomed")
+    task = wait_for(state_is(one_retry, rid, "Failed"), 15, f"{rid} failed", one_retry)
+    assert [run.attempt for run in one_retry.runs(rid)] == [1, 2]
+    assert (task.attempts, task.status) == (2, 503)
+    record = wait_for(lambda: receiver.records.get(rid), 10, f"record of {rid}", one_retry)
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 2
+    assert record["requestPayload"] == "doomed"
+    assert record["responseContext"] == {
+        "statusCode": 503,
+        "functionError": "HandledInvocationError",
+    }
+
+
+def test_raising_app_is_an_unhandled_error(one_retry, receiver):
+    rid = one_retry.post("/?fail=9")
+    task = wait_for(state_is(one_retry, rid, "Failed"), 15, f"{rid} failed", one_retry)
+    assert task.last_error == "RuntimeError: failing attempt 2 on purpose"
+    record = wait_for(lambda: receiver.records.get(rid), 10, f"record of {rid}", one_retry)
+    # The status is the 502 HeaderFilter answered for the raise, as a sync caller would get.
+    assert record["responseContext"] == {
+        "statusCode": 502,
+        "functionError": "UnhandledInvocationError",
+    }
+
+
+def test_too_old_event_expires_without_running(short_lived, receiver):
+    rid = short_lived.post("/?late", **{"x-fc-async-delay": "3"})
+    task = wait_for(state_is(short_lived, rid, "Expired"), 10, f"{rid} expired", short_lived)
+    assert task.attempts == 0
+    assert short_lived.runs(rid) == []
+    record = wait_for(lambda: receiver.records.get(rid), 10, f"record of {rid}", short_lived)
+    assert record["requestContext"]["condition"] == "EventAgeExceeded"
+    assert record["requestContext"]["approximateInvokeCount"] == 0
+
+
+# -- stopping ----------------------------------------------------------------------------------
+
+
+def test_sigterm_lets_a_running_task_finish(tmp_path):
+    site = start_site(tmp_path, {})
+    try:
+        rid = site.post("/?sleep=2")
+        wait_for(lambda: site.runs(rid), 10, f"{rid} started", site)
+        os.killpg(site.server.process.pid, signal.SIGTERM)
+        assert site.server.process.wait(timeout=20) == 0
+    finally:
+        stop(site.server)
+    assert len(site.runs(rid, "end")) == 1
+    with Journal(site.journal) as journal:
+        assert journal.integrity_check() == []
+        assert journal.get(rid).state == "Succeeded"
+    assert "Traceback" not in site.server.output()
+
+
+# -- crashes: both scenarios are set up together, so their leases expire together --------------
+
+
+@dataclass
+class Crashes:
+    whole: Site  # the restarted server
+    whole_sleepers: list[str]  # running when the server was killed
+    whole_delayed: list[str]  # waiting for their delay when it was killed
+    worker: Site
+    worker_task: str
+    killed_pid: int
+
+
+@pytest.fixture(scope="module")
+def crashes(tmp_path_factory) -> Iterator[Crashes]:
+    whole_folder = tmp_path_factory.mktemp("killed-server")
+    whole = start_site(whole_folder, {})
+    worker = start_site(tmp_path_factory.mktemp("killed-worker"), {})
+    sites = [whole, worker]
+    try:
+        # (a) some tasks running (asleep on attempt 1), some waiting for their delay.
+        sleepers = [whole.post(f"/?sleep1=120&n={n}") for n in range(4)]
+        delayed = [whole.post(f"/?n={n}", **{"x-fc-async-delay": "3"}) for n in range(6)]
+        # (b) one task running in one worker.
+        task = worker.post("/?sleep1=120")
+
+        def started(site: Site, ids: list[str]) -> bool:
+            return set(ids) <= {run.request_id for run in site.runs()}
+
+        wait_for(lambda: started(whole, sleepers), 10, "the sleepers started", whole)
+        (run,) = wait_for(lambda: worker.runs(task), 10, f"{task} started", worker)
+
+        assert not set(delayed) & {started.request_id for started in whole.runs()}
+        kill_all(whole)
+        with Journal(whole.journal) as journal:
+            states = {rid: journal.get(rid).state for rid in sleepers + delayed}
+        assert states == {
+            **dict.fromkeys(sleepers, "Running"),
+            **dict.fromkeys(delayed, "Enqueued"),
+        }
+        sites[0] = whole = start_site(whole_folder, {}, restart=1)
+
+        master = worker.server.process.pid
+        assert run.pid in worker_pids(master)
+        os.kill(run.pid, signal.SIGKILL)
+        yield Crashes(whole, sleepers, delayed, worker, task, run.pid)
+    finally:
+        for site in sites:
+            stop(site.server)
+
+
+def test_killed_server_runs_every_accepted_task_after_restart(crashes):
+    site = crashes.whole
+    # The delayed tasks were never started: they run once their delay is over.
+    for rid in crashes.whole_delayed:
+        (run,) = wait_for(lambda rid=rid: site.runs(rid, "end"), 10, f"{rid} ran", site)
+        assert run.attempt == 1
+    # The running ones held leases of the killed processes: they run again when those expire.
+    for rid in crashes.whole_sleepers:
+        wait_for(state_is(site, rid, "Succeeded"), LEASE_WAIT_SECONDS, f"{rid} re-ran", site)
+        assert [run.attempt for run in site.runs(rid)] == [1, 2]
+        assert [run.attempt for run in site.runs(rid, "end")] == [2]
+    with Journal(site.journal) as journal:
+        assert journal.integrity_check() == []
+
+
+def test_killed_worker_is_replaced_and_its_task_runs_again(crashes):
+    site, rid = crashes.worker, crashes.worker_task
+    master = site.server.process.pid
+
+    def replaced() -> bool:
+        pids = worker_pids(master)
+        return len(pids) == 2 and crashes.killed_pid not in pids
+
+    wait_for(replaced, 20, "gunicorn replaced the killed worker", site)
+    task = wait_for(state_is(site, rid, "Succeeded"), LEASE_WAIT_SECONDS, f"{rid} re-ran", site)
+    first, second = site.runs(rid)
+    assert (first.attempt, first.pid) == (1, crashes.killed_pid)
+    assert second.attempt == 2 and second.pid != crashes.killed_pid
+    # Not before the lease (30 s, renewed while the app ran) expired.
+    assert second.at - first.at >= 29
+    assert task.attempts == 2
