@@ -328,6 +328,10 @@ class AsyncConfig:
         "destinationConfig", DestinationConfig(), _section(DestinationConfig),
         "onSuccess/onFailure destinations",
     )  # fmt: skip
+    lease_seconds: int = _setting(
+        "leaseSeconds", 30, _int_in(3, 3600),
+        "a running task's lease, renewed while it runs; a killed worker's task re-runs after it",
+    )  # fmt: skip
     fail_on_5xx: bool = _setting(
         "failOn5xx", True, _bool, "count an app's 5xx answer as a failure (retried)"
     )

@@ -65,6 +65,7 @@ def make_trigger_app(
         fail_on_5xx=async_.fail_on_5xx,
         max_queued_tasks=async_.max_queued_tasks,
         retention_seconds=async_.retention_seconds,
+        lease_seconds=async_.lease_seconds,
     )
     disabled = trigger.disable_url_internet and trigger.default_domain
     if trigger.auth_type != "anonymous" or disabled:

@@ -3,8 +3,9 @@
 The app (``async_app.py``) appends a line to a run log for every run it starts and ends, so the
 tests see what ran, how often, with which attempt and in which process; the journal itself is
 read with :class:`fc_wsgi.dispatch.Journal`. Crash tests SIGKILL the server or one worker and
-prove that every accepted request still runs. A killed worker's lease lasts 30 s (not
-configurable), so the two crash scenarios are set up together and wait out one lease.
+prove that every accepted request still runs. A killed worker's lease lasts
+``async.leaseSeconds`` (CRASH_LEASE_SECONDS here), so the two crash scenarios are set up
+together and wait out one lease.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ pytestmark = pytest.mark.e2e
 
 APP = "tests.e2e.async_app:app"
 ASYNC = {"X-Fc-Invocation-Type": "Async"}
-#: The dispatcher's lease (dispatcher.LEASE_SECONDS), plus a rescan and a margin.
-LEASE_WAIT_SECONDS = 30 + 8
+#: The crash tests' ``async.leaseSeconds``; the wait adds a rescan and a margin.
+CRASH_LEASE_SECONDS = 6
+LEASE_WAIT_SECONDS = CRASH_LEASE_SECONDS + 8
 
 T = TypeVar("T")
 
@@ -390,8 +392,9 @@ class Crashes:
 @pytest.fixture(scope="module")
 def crashes(tmp_path_factory) -> Iterator[Crashes]:
     whole_folder = tmp_path_factory.mktemp("killed-server")
-    whole = start_site(whole_folder, {})
-    worker = start_site(tmp_path_factory.mktemp("killed-worker"), {})
+    lease = {"leaseSeconds": CRASH_LEASE_SECONDS}
+    whole = start_site(whole_folder, lease)
+    worker = start_site(tmp_path_factory.mktemp("killed-worker"), lease)
     sites = [whole, worker]
     try:
         # (a) some tasks running (asleep on attempt 1), some waiting for their delay.
@@ -414,7 +417,7 @@ def crashes(tmp_path_factory) -> Iterator[Crashes]:
             **dict.fromkeys(sleepers, "Running"),
             **dict.fromkeys(delayed, "Enqueued"),
         }
-        sites[0] = whole = start_site(whole_folder, {}, restart=1)
+        sites[0] = whole = start_site(whole_folder, lease, restart=1)
 
         master = worker.server.process.pid
         assert run.pid in worker_pids(master)
@@ -453,6 +456,6 @@ def test_killed_worker_is_replaced_and_its_task_runs_again(crashes):
     first, second = site.runs(rid)
     assert (first.attempt, first.pid) == (1, crashes.killed_pid)
     assert second.attempt == 2 and second.pid != crashes.killed_pid
-    # Not before the lease (30 s, renewed while the app ran) expired.
-    assert second.at - first.at >= 29
+    # Not before the lease (renewed while the app ran) expired.
+    assert second.at - first.at >= CRASH_LEASE_SECONDS - 1
     assert task.attempts == 2
