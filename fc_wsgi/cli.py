@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from .config import ConfigError, TriggerConfig, describe, load_config
+from .config import AsyncConfig, ConfigError, TriggerConfig, describe, load_config
 from .factory import DEFAULT_TRIGGER, load_app, make_trigger_app
 
 #: Exit status for usage and config errors (as argparse uses).
@@ -70,13 +70,22 @@ def _build_parser() -> _Parser:
     sign.add_argument("--expires", type=_positive, metavar="SECONDS", help="print a signed URL")
     sign.set_defaults(run=_sign)
 
-    tasks = commands.add_parser("tasks", help="async tasks in the journal")
+    tasks = commands.add_parser("tasks", help="async tasks in the journal (or Redis)")
     tasks.add_argument("action", choices=("list", "show", "retry"))
     tasks.add_argument("task_id", nargs="?", metavar="ID", help="request id (show, retry)")
     tasks.add_argument("--config", metavar="FILE", help="trigger config naming the journal")
     tasks.add_argument("--json", action="store_true", help="one JSON object per line")
     tasks.add_argument("--limit", type=_positive, default=100, metavar="N")
     tasks.set_defaults(run=_tasks)
+
+    worker = commands.add_parser("worker", help="run async tasks of the dramatiq backend")
+    worker.add_argument("app", metavar="MODULE:APP")
+    worker.add_argument("--config", required=True, metavar="FILE", help="trigger config (JSON)")
+    worker.add_argument("--processes", type=_positive, default=1, metavar="N")
+    worker.add_argument(
+        "--threads", type=_positive, metavar="N", help="per process; default: async.workers"
+    )
+    worker.set_defaults(run=_worker)
     return parser
 
 
@@ -108,6 +117,20 @@ def _serve(args: argparse.Namespace) -> int:
     options = gunicorn_options(config, bind=args.bind, workers=args.workers, threads=args.threads)
     TriggerServer(args.app, config, options).run()
     return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    if config.async_.backend != "dramatiq":
+        raise ConfigError(
+            "async.backend: fc-wsgi worker runs the dramatiq backend's tasks; "
+            "with sqlite, fc-wsgi serve runs them"
+        )
+    try:
+        from .dispatch.worker import run_worker
+    except ImportError as exc:
+        raise ConfigError(f"fc-wsgi worker needs pip install 'fc-wsgi[dramatiq]' ({exc})") from None
+    return run_worker(args.app, config, args.processes, args.threads or config.async_.workers)
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -157,9 +180,10 @@ def _sign(args: argparse.Namespace) -> int:
 def _tasks(args: argparse.Namespace) -> int:
     if args.action != "list" and not args.task_id:
         raise ConfigError(f"tasks {args.action}: give the task's request id")
-    path = _load(args.config).async_.journal
-    if os.path.exists(path):
-        records = _task_records(path, args)
+    async_ = _load(args.config).async_
+    path = async_.journal
+    if async_.backend != "sqlite" or os.path.exists(path):
+        records = _task_records(async_, args)
     elif args.action == "list":  # no async request yet: say so, create nothing
         records = []
     else:
@@ -175,21 +199,21 @@ def _tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-def _task_records(path: str, args: argparse.Namespace) -> list[Any]:
-    from .dispatch import Journal
+def _task_records(config: AsyncConfig, args: argparse.Namespace) -> list[Any]:
+    from .dispatch.backend import describe_backend, open_task_store
     from .dispatch.journal import JournalError
 
-    with Journal(path) as journal:
+    with open_task_store(config) as store:
         try:
             if args.action == "list":
-                return journal.list_tasks(limit=args.limit)
+                return store.list_tasks(limit=args.limit)
             if args.action == "retry":
-                return [journal.retry(args.task_id)]
-            record = journal.get(args.task_id)
+                return [store.retry(args.task_id)]
+            record = store.get(args.task_id)
         except JournalError as exc:
             raise ConfigError(f"tasks {args.action}: {exc}") from None
     if record is None:
-        raise ConfigError(f"no async task {args.task_id!r} in {path}")
+        raise ConfigError(f"no async task {args.task_id!r} in {describe_backend(config)}")
     return [record]
 
 

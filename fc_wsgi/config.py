@@ -151,6 +151,13 @@ def _json_object(value: Any, path: str) -> dict[str, Any]:
     return value
 
 
+def _broker_url(value: Any, path: str) -> str:
+    url = parse_text(value, path)
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise field_error(path, "must be a redis://, rediss:// or unix:// URL")
+    return url
+
+
 def _any_object(value: Any, path: str) -> Mapping[str, Any]:
     return _json_object(value, path)
 
@@ -343,7 +350,7 @@ class AsyncConfig:
         "retentionSeconds", 7 * 86400, _int_in(0, 10**9), "finished tasks are pruned after this"
     )
     broker_url: str = _setting(
-        "brokerUrl", "redis://127.0.0.1:6379/0", parse_text, "dramatiq backend: Redis URL"
+        "brokerUrl", "redis://127.0.0.1:6379/0", _broker_url, "dramatiq backend: Redis URL"
     )
 
 
@@ -424,9 +431,6 @@ def _load_trigger(raw: dict[str, Any]) -> TriggerConfig:
         if not isinstance(raw, dict):
             raise field_error(path, f"must be an object, got {type_name(raw)}")
     config = _load_section(TriggerConfig, raw, path)
-    if config.async_.backend == "dramatiq":
-        problem = "'dramatiq' is not available in this release of fc-wsgi; use sqlite"
-        raise field_error(_join(path, "async.backend"), problem)
     if config.auth_type == "function" and not config.access_keys:
         raise field_error(_join(path, "accessKeys"), "authType function needs at least one key")
     if config.auth_type == "jwt":
@@ -491,6 +495,10 @@ def _describe_fields(obj: Any, path: str) -> Iterator[tuple[str, str]]:
             yield name, "true" if value else "false"
         elif value is None:
             yield name, "(none)"
+        elif name.endswith("brokerUrl"):  # may carry a password
+            from .dispatch.backend import redact_url
+
+            yield name, redact_url(value)
         else:
             yield name, str(value)
 

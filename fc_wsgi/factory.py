@@ -22,6 +22,7 @@ from .auth.gate import AuthGate
 from .config import ConfigError, TriggerConfig, load_config
 from .cors import CorsDefaults
 from .dispatch import AsyncDispatcher
+from .dispatch.backend import open_backend
 from .headers import HeaderFilter
 from .limits import LimitGuard
 
@@ -56,7 +57,8 @@ def make_trigger_app(
     async_ = trigger.async_
     stack = AsyncDispatcher(
         stack,
-        journal=async_.journal,
+        # SQLite: the path (the dispatcher owns the journal); dramatiq: the Redis backend.
+        journal=async_.journal if async_.backend == "sqlite" else open_backend(async_),
         workers=async_.workers,
         max_async_retry_attempts=async_.max_async_retry_attempts,
         max_async_event_age_in_seconds=async_.max_async_event_age_in_seconds,

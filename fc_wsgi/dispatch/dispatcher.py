@@ -10,6 +10,11 @@ answer (503 ``ResourceThrottled`` when locked too long, else 500), never a 202.
 
 Sync requests (no header, or ``Sync``) cost one dict lookup and reach the app untouched.
 
+The store is any :class:`~fc_wsgi.dispatch.backend.TaskBackend`. With the Dramatiq backend
+(``async.backend: "dramatiq"``) the request is committed to Redis instead, this middleware
+starts no scheduler (``runs_locally`` is False) and ``fc-wsgi worker`` runs the tasks; what
+follows describes the SQLite journal.
+
 Guarantees and choices:
 
 * At least once, never lost. A run holds a lease of ``lease_seconds`` (30 s), renewed every
@@ -59,6 +64,7 @@ from ..errors import (
     error_response,
     request_id,
 )
+from .backend import TaskBackend
 from .destinations import (
     EVENT_AGE_EXCEEDED,
     RETRIES_EXHAUSTED,
@@ -167,7 +173,7 @@ class AsyncDispatcher:
         self,
         app: WSGIApplication,
         *,
-        journal: str | os.PathLike[str] | Journal = ".fc-wsgi/async.sqlite3",
+        journal: str | os.PathLike[str] | TaskBackend = ".fc-wsgi/async.sqlite3",
         workers: int = 4,
         max_async_retry_attempts: int = 3,
         max_async_event_age_in_seconds: float = 86400,
@@ -194,9 +200,11 @@ class AsyncDispatcher:
         if profile not in _TASK_ID_HEADERS:
             raise ValueError(f"profile must be fc3 or fc2, got {profile!r}")
         self.app = app
-        # An injected Journal belongs to the caller; one made from a path is ours to close.
-        self._owns_journal = not isinstance(journal, Journal)
-        self.journal = journal if isinstance(journal, Journal) else Journal(journal, clock=clock)
+        # An injected backend belongs to the caller; a Journal made from a path is ours to close.
+        self._owns_journal = isinstance(journal, (str, os.PathLike))
+        self.journal: TaskBackend = (
+            Journal(journal, clock=clock) if isinstance(journal, (str, os.PathLike)) else journal
+        )
         self.workers = workers
         self.max_async_retry_attempts = max_async_retry_attempts
         self.max_async_event_age_in_seconds = max_async_event_age_in_seconds
@@ -293,7 +301,10 @@ class AsyncDispatcher:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the scheduler and pool in this process (again after :meth:`close`)."""
+        """Start the scheduler and pool in this process (again after :meth:`close`); nothing
+        when the backend's tasks run elsewhere (Dramatiq: ``fc-wsgi worker``)."""
+        if not self.journal.runs_locally:
+            return
         with self._lock:
             pid = os.getpid()
             if self._pid == pid and self._scheduler is not None:
@@ -316,9 +327,7 @@ class AsyncDispatcher:
                 rescan_page=self._rescan_page,
             )
             self._scheduler.start()
-        log.info(
-            "async dispatcher started: journal %s, %d workers", self.journal.path, self.workers
-        )
+        log.info("async dispatcher started: %r, %d workers", self.journal, self.workers)
 
     def close(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> bool:
         """Stop: start no task, give running ones ``timeout`` seconds, release the leases of
@@ -337,7 +346,7 @@ class AsyncDispatcher:
             for task_id, owner in list(self._running.items()):
                 self._released.add(owner)
                 try:
-                    released = self.journal.release(task_id, owner, now=self._clock())
+                    released = self._local.release(task_id, owner, now=self._clock())
                 except JournalError as exc:
                     log.error("async task %s: lease not released: %s", task_id, exc)
                     continue
@@ -361,11 +370,20 @@ class AsyncDispatcher:
             scheduler.wake()
 
     def _schedule(self, task_id: str, due: float) -> None:
+        if not self.journal.runs_locally:  # fc-wsgi worker runs it
+            return
         if self._pid != os.getpid():
             self.start()
         scheduler = self._scheduler
         if scheduler is not None:  # closed: the journal keeps it for a restart
             scheduler.push(task_id, due)
+
+    @property
+    def _local(self) -> Journal:
+        """The journal the local scheduler works on; it starts only for one (``runs_locally``)."""
+        if not isinstance(self.journal, Journal):
+            raise TypeError(f"{self.journal!r} runs its tasks elsewhere")
+        return self.journal
 
     # -- the scheduler thread ----------------------------------------------------------------
 
@@ -376,13 +394,13 @@ class AsyncDispatcher:
         if mono >= self._next_prune:
             self._next_prune = mono + PRUNE_INTERVAL_SECONDS
             try:
-                pruned = self.journal.prune(before=now - self.retention_seconds)
+                pruned = self._local.prune(before=now - self.retention_seconds)
             except JournalError as exc:
                 log.warning("async journal prune failed: %s", exc)
             else:
                 if pruned:
                     log.info("pruned %d finished async tasks", pruned)
-        return self.journal.due_tasks(
+        return self._local.due_tasks(
             now=now,
             horizon_seconds=self._rescan_interval_seconds,
             limit=self._rescan_page,
@@ -394,7 +412,7 @@ class AsyncDispatcher:
             return
         self._next_heartbeat = mono + self._heartbeat_seconds
         try:
-            self.journal.renew(dict(self._running), lease_expiry=now + self._lease_seconds)
+            self._local.renew(dict(self._running), lease_expiry=now + self._lease_seconds)
         except JournalError as exc:
             log.warning("async lease heartbeat failed: %s", exc)
 
@@ -403,7 +421,7 @@ class AsyncDispatcher:
     def _run_task(self, task_id: str) -> None:
         owner = f"{self._owner_prefix}:{next(_CLAIMS)}"
         try:
-            task = self.journal.claim(
+            task = self._local.claim(
                 task_id,
                 owner,
                 now=self._clock(),
@@ -449,7 +467,7 @@ class AsyncDispatcher:
         else:
             state = FAILED
         try:
-            written = self.journal.finish(
+            written = self._local.finish(
                 task.id,
                 owner,
                 state=state,

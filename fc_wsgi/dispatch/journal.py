@@ -166,6 +166,9 @@ class Journal:
     holds request headers and bodies) or an SQLite ``file:`` URI such as ``file:x?mode=ro``.
     """
 
+    #: The serving processes run the tasks (the dispatcher's scheduler); see backend.py.
+    runs_locally = True
+
     def __init__(
         self,
         path: str | os.PathLike[str],

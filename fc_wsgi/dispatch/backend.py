@@ -1,0 +1,147 @@
+"""The one interface between the AsyncDispatcher (and ``fc-wsgi tasks``) and where tasks live.
+
+FC persists an async request before it answers 202 (fc-spec.md section 11). Where it is
+persisted is a deployment choice (DESIGN.md, "Scale-out"): the SQLite
+:class:`~fc_wsgi.dispatch.journal.Journal` keeps tasks on one host and runs them in the serving
+processes; the Dramatiq backend (:mod:`fc_wsgi.dispatch.dramatiq_backend`) commits them to
+Redis and ``fc-wsgi worker`` runs them on any number of hosts. The dispatcher sees only
+:class:`TaskBackend`: it stores a task, and starts its local scheduler only when the backend
+says tasks run locally. The CLI sees the read side, :class:`TaskStore`. Both report failures
+with the journal's exceptions (``DuplicateTask``, ``QueueFull``, ``JournalBusy``,
+``JournalError``, ``TaskNotFound``, ``TaskBusy``), so the FC answers do not depend on the
+backend.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from urllib.parse import urlsplit, urlunsplit
+
+from ..config import ConfigError
+from .journal import (
+    DuplicateTask,
+    Journal,
+    JournalBusy,
+    JournalError,
+    QueueFull,
+    StoredRequest,
+    TaskBusy,
+    TaskNotFound,
+    TaskRecord,
+)
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ..config import AsyncConfig
+
+__all__ = [
+    "DuplicateTask",
+    "JournalBusy",
+    "JournalError",
+    "QueueFull",
+    "TaskBackend",
+    "TaskBusy",
+    "TaskNotFound",
+    "TaskStore",
+    "open_backend",
+    "describe_backend",
+    "open_task_store",
+    "redact_url",
+]
+
+#: What to install when ``async.backend`` is ``dramatiq`` and Dramatiq is missing.
+DRAMATIQ_EXTRA = "pip install 'fc-wsgi[dramatiq]'"
+
+
+@runtime_checkable
+class TaskStore(Protocol):
+    """The read side ``fc-wsgi tasks`` uses: the same calls and records for every backend."""
+
+    def get(self, task_id: str) -> TaskRecord | None:
+        """The task with this id, or else the one with this request id, with its request."""
+
+    def list_tasks(self, *, limit: int = 100, state: str | None = None) -> list[TaskRecord]:
+        """Newest first, without requests."""
+
+    def retry(self, task_id: str, *, now: float | None = None) -> TaskRecord:
+        """Run a finished task again from attempt 1; :class:`TaskBusy` while it runs."""
+
+    def close(self) -> None:
+        """Release connections; the object may be used again afterwards."""
+
+    def __enter__(self) -> TaskStore: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+        /,
+    ) -> None: ...
+
+
+@runtime_checkable
+class TaskBackend(TaskStore, Protocol):
+    """What the AsyncDispatcher needs: commit a task before the 202, and know who runs it."""
+
+    #: True when the serving processes run the tasks (SQLite); False when workers elsewhere
+    #: do (Dramatiq: ``fc-wsgi worker``), so the dispatcher starts no scheduler of its own.
+    runs_locally: bool
+
+    def enqueue(
+        self,
+        task_id: str,
+        request_id: str,
+        request: StoredRequest,
+        *,
+        due: float,
+        now: float | None = None,
+        max_pending: int | None = None,
+    ) -> None:
+        """Store a new task durably before returning; run it at ``due`` (wall-clock seconds).
+
+        Raises :class:`DuplicateTask`, :class:`QueueFull`, :class:`JournalBusy` (the store is
+        busy or unreachable: FC's 503) or :class:`JournalError` (FC's 500); on any of them
+        nothing was accepted.
+        """
+
+
+def open_backend(config: AsyncConfig) -> Journal | TaskBackend:
+    """The backend ``config`` names, for the dispatcher (and the CLI's read side).
+
+    Dramatiq is imported only here and only for ``backend: dramatiq``, so the SQLite path
+    never needs the optional extra.
+    """
+    if config.backend == "sqlite":
+        return Journal(config.journal)
+    if config.backend == "dramatiq":
+        try:
+            from .dramatiq_backend import DramatiqBackend
+        except ImportError as exc:
+            raise ConfigError(
+                f"async.backend: dramatiq needs Dramatiq and redis ({DRAMATIQ_EXTRA}): {exc}"
+            ) from None
+        return DramatiqBackend.from_config(config)
+    raise ConfigError(f"async.backend: unknown backend {config.backend!r}")
+
+
+def open_task_store(config: AsyncConfig) -> TaskStore:
+    """The read side for ``fc-wsgi tasks`` (a context manager)."""
+    return open_backend(config)
+
+
+def describe_backend(config: AsyncConfig) -> str:
+    """Where tasks live, for messages: the journal path, or the broker URL without secrets."""
+    return redact_url(config.broker_url) if config.backend == "dramatiq" else config.journal
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password or query string, which may carry secrets."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]
+    if parts.username:
+        netloc = f"{parts.username}:***@{netloc}"
+    elif parts.password:
+        netloc = f":***@{netloc}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -1,0 +1,249 @@
+"""Real `fc-wsgi serve` and `fc-wsgi worker` processes sharing one Redis, and what they did.
+
+The function is ``tests/e2e/async_app.py``: every run appends ``start|end <request id>
+<attempt> <pid> <time>`` to a run log, and its query string makes it fail, sleep or answer
+5xx. Task records are read with :class:`fc_wsgi.dispatch.dramatiq_backend.DramatiqBackend`,
+the same read side as ``fc-wsgi tasks``. Processes start in their own session and are stopped
+by pid (their whole process group).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, TypeVar
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = "tests.e2e.async_app:app"
+RUN_LOG_ENV = "FC_TEST_RUN_LOG"  # tests/e2e/async_app.py
+ASYNC = {"X-Fc-Invocation-Type": "Async"}
+READY_SECONDS = 20
+#: What `fc-wsgi worker` logs once its Dramatiq worker runs (fc_wsgi/dispatch/worker.py).
+WORKER_READY = "fc-wsgi worker "
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class Run:
+    phase: str  # start | end
+    request_id: str
+    attempt: int
+    pid: int
+    at: float
+
+
+@dataclass
+class Proc:
+    process: subprocess.Popen[bytes]
+    log: Path
+    port: int | None = None
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@dataclass
+class Site:
+    """A trigger config (Dramatiq backend), its run log, and the processes started for it."""
+
+    folder: Path
+    config: Path
+    broker_url: str
+    procs: list[Proc] = field(default_factory=list)
+    server: Proc | None = None
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def serve(self, *extra: str) -> Proc:
+        port = free_port()
+        argv = ["serve", APP, "--config", str(self.config), "--bind", f"127.0.0.1:{port}"]
+        proc = self._launch([*argv, *extra], f"serve-{len(self.procs)}.log", port=port)
+        self.server = proc
+        return proc
+
+    def worker(self, *extra: str, processes: int = 1) -> Proc:
+        argv = ["worker", APP, "--config", str(self.config), "--processes", str(processes)]
+        proc = self._launch([*argv, *extra], f"worker-{len(self.procs)}.log", ready=processes)
+        return proc
+
+    def _launch(self, args: list[str], log_name: str, *, port: int | None = None,
+                ready: int = 0) -> Proc:  # fmt: skip
+        log = self.folder / log_name
+        env = {**os.environ, RUN_LOG_ENV: str(self.folder / "runs.log")}
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "fc_wsgi", *args],
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        proc = Proc(process, log, port)
+        self.procs.append(proc)
+        deadline = time.monotonic() + READY_SECONDS
+        while not _ready(proc, ready):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{args[0]} not ready:\n{proc.output()}")
+            time.sleep(0.05)
+        return proc
+
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            stop(proc)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def request(
+        self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
+        assert self.server is not None and self.server.port is not None
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            response = conn.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            conn.close()
+
+    def post(self, path: str = "/", body: bytes = b"payload", **headers: str) -> str:
+        """An async POST that must be accepted; returns its request id."""
+        status, answer, data = self.request("POST", path, body, {**ASYNC, **headers})
+        assert (status, data) == (202, b""), (status, data)
+        return answer["X-Fc-Request-Id"]
+
+    # -- what happened -----------------------------------------------------------------------
+
+    def runs(self, request_id: str | None = None, phase: str = "start") -> list[Run]:
+        try:
+            text = (self.folder / "runs.log").read_text()
+        except FileNotFoundError:
+            return []
+        runs = []
+        for line in text.splitlines():
+            kind, rid, attempt, pid, at = line.split()
+            if kind == phase and request_id in (None, rid):
+                runs.append(Run(kind, rid, int(attempt), int(pid), float(at)))
+        return runs
+
+    def backend(self) -> Any:
+        from fc_wsgi.dispatch.dramatiq_backend import DramatiqBackend
+
+        return DramatiqBackend(self.broker_url)
+
+    def task(self, request_id: str) -> Any:
+        with self.backend() as backend:
+            return backend.get(request_id)
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "fc_wsgi", *args, "--config", str(self.config)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.log.name}\n{p.output()[-3000:]}" for p in self.procs)
+
+
+def _ready(proc: Proc, workers: int) -> bool:
+    if proc.port is not None:
+        try:
+            with socket.create_connection(("127.0.0.1", proc.port), timeout=0.2):
+                return True
+        except OSError:
+            return False
+    return proc.output().count(WORKER_READY) >= workers
+
+
+def make_site(
+    folder: Path, redis_url: str, async_config: dict[str, Any] | None = None, **broker: object
+) -> Site:
+    """A config for ``folder`` on its own broker namespace, with ``broker`` URL parameters."""
+    params = {"namespace": f"t{uuid.uuid4().hex[:12]}", **broker}
+    url = redis_url + "?" + "&".join(f"{k}={v}" for k, v in params.items())
+    config = {
+        "authType": "anonymous",
+        "methods": ["GET", "POST"],
+        "async": {"backend": "dramatiq", "brokerUrl": url, "workers": 4, **(async_config or {})},
+    }
+    path = folder / "trigger.json"
+    path.write_text(json.dumps(config))
+    return Site(folder, path, url)
+
+
+def stop(proc: Proc, sig: int = signal.SIGTERM) -> None:
+    if proc.process.poll() is None:
+        os.killpg(proc.process.pid, sig)
+        try:
+            proc.process.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.process.pid, signal.SIGKILL)
+            proc.process.wait()
+
+
+def wait_for(check: Callable[[], T], timeout: float, what: str, site: Site | None = None) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            import pytest
+
+            pytest.fail(f"not within {timeout:g} s: {what}\n{site.logs() if site else ''}")
+        time.sleep(0.05)
+
+
+class Receiver:
+    """A destination: an HTTP server on loopback that keeps every JSON record POSTed to it."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict] = {}
+        received = self.records
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                record = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                received[record["requestContext"]["requestId"]] = record
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
