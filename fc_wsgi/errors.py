@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from random import getrandbits as _random_bits
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -49,7 +49,15 @@ class InvalidArgument(FcError):
     code = "InvalidArgument"
 
 
-class BodyTooLarge(InvalidArgument):
+class InvalidBody(InvalidArgument, ValueError):
+    """Raised from ``wsgi.input`` when a streamed body cannot be read as the client sent it.
+
+    Also a ``ValueError``, as frameworks expect of a failing stream: werkzeug then answers
+    its own 400 (``ClientDisconnected``) for an app that does not let the error through.
+    """
+
+
+class BodyTooLarge(InvalidBody):
     """Raised from ``wsgi.input`` when a streamed body passes the trigger's limit."""
 
 
@@ -111,8 +119,14 @@ def new_request_id(profile: Profile = "fc3") -> str:
     if profile == "fc2":
         return str(uuid.uuid4())
     # Ids are unique, not secret: random (reseeded in each forked worker) is enough and
-    # cheaper than a system call on every request.
-    return f"1-{int(time.time()):08x}-{_random_bits(96):024x}"
+    # cheaper than a system call; the time part is formatted once a second.
+    now = int(time.time())
+    if now != _time_part[0]:
+        _time_part[:] = [now, f"1-{now:08x}-"]
+    return _time_part[1] + _random_bits(96).to_bytes(12, "big").hex()
+
+
+_time_part: list[Any] = [0, ""]
 
 
 def error_body(error: FcError, rid: str, profile: Profile) -> bytes:

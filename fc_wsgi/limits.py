@@ -19,7 +19,14 @@ from urllib.parse import quote
 
 from ._wsgi import close_iterable, discard
 from .config import ALL_METHODS
-from .errors import AccessDenied, BodyTooLarge, FcError, InvalidArgument, error_response
+from .errors import (
+    AccessDenied,
+    BodyTooLarge,
+    FcError,
+    InvalidArgument,
+    InvalidBody,
+    error_response,
+)
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -59,9 +66,19 @@ class LimitGuard:
             body_limit = self._check(environ)
         except FcError as error:
             return error_response(error, environ, start_response, self.profile)
-        if body_limit is None:
+        if body_limit is not None:
+            return self._guard_stream(environ, start_response, body_limit)
+        length = environ.get("CONTENT_LENGTH")
+        if not length or int(length) == 0:
             return self.app(environ, start_response)
-        return self._guard_stream(environ, start_response, body_limit)
+        # A body that ends before its Content-Length (the client half-closed or went away)
+        # must not reach the function as if it were whole: FC's gateway never forwards it.
+        environ["wsgi.input"] = LengthInput(environ["wsgi.input"], int(length))
+        try:
+            return self.app(environ, start_response)
+        except InvalidBody as error:
+            exc_info = (type(error), error, error.__traceback__)
+            return error_response(error, environ, start_response, self.profile, exc_info)
 
     def _check(self, environ: WSGIEnvironment) -> int | None:
         """Raise the FC error for this request, or return the limit a chunked body must keep."""
@@ -76,17 +93,16 @@ class LimitGuard:
                 f"{self.max_url_bytes} bytes"
             )
 
-        header_bytes = 0
-        for key, value in environ.items():
-            if key[:5] == "HTTP_":
-                header_bytes += len(key) - 5 + len(value)
-            elif key in _UNPREFIXED_HEADERS:
-                header_bytes += _UNPREFIXED_HEADERS[key] + len(value)
-        if header_bytes > self.max_header_bytes:
-            raise InvalidArgument(
-                f"request headers size {header_bytes} exceeds the limit of "
-                f"{self.max_header_bytes} bytes"
-            )
+        # Every key and string value of the environ bounds the headers' bytes from above, and
+        # costs two C-level passes; only a request near the limit pays the exact count.
+        bound = sum(map(len, environ)) + sum(map(len, filter(_is_str, environ.values())))
+        if bound > self.max_header_bytes:
+            header_bytes = _header_bytes(environ)
+            if header_bytes > self.max_header_bytes:
+                raise InvalidArgument(
+                    f"request headers size {header_bytes} exceeds the limit of "
+                    f"{self.max_header_bytes} bytes"
+                )
 
         invocation = environ.get("HTTP_X_FC_INVOCATION_TYPE")
         is_async = invocation is not None and invocation.lower() == "async"
@@ -94,7 +110,8 @@ class LimitGuard:
         kind = "async" if is_async else "sync"
         content_length = environ.get("CONTENT_LENGTH")
         if content_length:
-            if not content_length.isdigit():  # also refuses a negative length
+            # ASCII digits only: also refuses a negative length, and "²" (isdigit, not int).
+            if not (content_length.isascii() and content_length.isdigit()):
                 raise InvalidArgument(f"invalid Content-Length {content_length[:32]!r}")
             if int(content_length) > limit:
                 raise InvalidArgument(
@@ -117,11 +134,11 @@ class LimitGuard:
         answer = _OverflowAnswer(self, environ, start_response, stream)
         try:
             body = self.app(environ, answer.start_response)
-        except BodyTooLarge as error:
+        except InvalidBody as error:
             return answer.refuse(error)
-        if stream.overflowed:
+        if stream.failure is not None:
             close_iterable(body)
-            return answer.refuse(stream.error())
+            return answer.refuse(stream.failure)
         return _GuardedBody(body, answer)
 
 
@@ -129,7 +146,9 @@ class LimitedInput:
     """``wsgi.input`` for a chunked body: yields at most ``limit`` bytes, never stores them.
 
     Reads up to one byte past the limit, so a body of exactly ``limit`` bytes ends cleanly and
-    one byte more is caught.
+    one byte more is caught. A body the server cannot decode (broken chunk framing, a client
+    gone mid-body) is the client's fault, not the function's: whatever the server's stream
+    raises becomes :class:`~fc_wsgi.errors.InvalidBody`, FC's 400, not a 502.
     """
 
     def __init__(self, stream: IO[bytes], limit: int) -> None:
@@ -137,6 +156,8 @@ class LimitedInput:
         self._limit = limit
         self._left = limit + 1
         self.overflowed = False
+        #: The error every later read raises, and that replaces the app's answer.
+        self.failure: InvalidBody | None = None
 
     def read(self, size: int | None = -1) -> bytes:
         return self._take(self._stream.read, size)
@@ -154,16 +175,79 @@ class LimitedInput:
         return BodyTooLarge(f"request body size exceeds the limit of {self._limit} bytes")
 
     def _take(self, reader: Callable[[int], bytes], size: int | None) -> bytes:
-        if self.overflowed:
-            raise self.error()
+        if self.failure is not None:
+            raise self.failure
         if size is None or size < 0 or size > self._left:
             size = self._left
-        data = reader(size)
+        try:
+            data = reader(size)
+        except Exception as exc:  # the server's own parse errors (gunicorn: NoMoreData, ...)
+            self.failure = InvalidBody("chunked request body is malformed or ended early")
+            raise self.failure from exc
         self._left -= len(data)
         if self._left <= 0:
             self.overflowed = True
-            raise self.error()
+            self.failure = self.error()
+            raise self.failure
         return data
+
+
+class LengthInput:
+    """``wsgi.input`` of a body with a ``Content-Length``: all of it, or :class:`InvalidBody`.
+
+    Servers' buffered streams return fewer bytes than asked only at the end of the stream, so
+    a short read is read again once; an empty answer then means the client sent less than it
+    announced. Reads never go past ``Content-Length`` (PEP 3333).
+    """
+
+    __slots__ = ("_stream", "_length", "_left")
+
+    def __init__(self, stream: IO[bytes], length: int) -> None:
+        self._stream, self._length, self._left = stream, length, length
+
+    def read(self, size: int | None = -1) -> bytes:
+        left = self._left
+        if size is None or size < 0 or size > left:
+            size = left
+        if size == 0:
+            return b""
+        data = self._call(self._stream.read, size)
+        while len(data) < size:
+            more = self._call(self._stream.read, size - len(data))
+            if not more:
+                raise self._ended(len(data))
+            data += more
+        self._left -= size
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        left = self._left
+        if size is None or size < 0 or size > left:
+            size = left
+        if size == 0:
+            return b""
+        line = self._call(self._stream.readline, size)
+        if not line:
+            raise self._ended(0)
+        self._left -= len(line)
+        return line
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return list(self)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
+
+    def _call(self, reader: Callable[[int], bytes], size: int) -> bytes:
+        try:
+            return reader(size)
+        except Exception as exc:  # the server's stream failed: the client is gone
+            raise self._ended(0) from exc
+
+    def _ended(self, extra: int) -> InvalidBody:
+        received = self._length - self._left + extra
+        self._left = 0
+        return InvalidBody(f"request body ended after {received} of {self._length} bytes")
 
 
 class _OverflowAnswer:
@@ -185,13 +269,14 @@ class _OverflowAnswer:
     def start_response(
         self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
     ) -> Callable[[bytes], object]:
-        if self.stream.overflowed:  # the app swallowed BodyTooLarge and answered itself
-            self.refuse(self.stream.error(), exc_info)
+        failure = self.stream.failure
+        if failure is not None:  # the app swallowed InvalidBody and answered itself
+            self.refuse(failure, exc_info)
             return discard
         self.started = True
         return self.server_start(status, headers, exc_info)
 
-    def refuse(self, error: BodyTooLarge, exc_info: Any = None) -> list[bytes]:
+    def refuse(self, error: InvalidBody, exc_info: Any = None) -> list[bytes]:
         if self.refused is None:
             if exc_info is None and self.started:  # replace the app's status, not yet sent
                 exc_info = (type(error), error, error.__traceback__)
@@ -223,7 +308,7 @@ class _GuardedBody:
             return b"".join(answer.refused)
         try:
             chunk = self._next()
-        except BodyTooLarge as error:
+        except InvalidBody as error:
             if self._started:
                 raise  # bytes of the app's answer are out: the server must abort it
             answer.refuse(error)
@@ -234,6 +319,20 @@ class _GuardedBody:
 
     def close(self) -> None:
         close_iterable(self._body)
+
+
+_is_str = str.__instancecheck__
+
+
+def _header_bytes(environ: WSGIEnvironment) -> int:
+    """Names and values of the request headers (fc-spec.md 13.9), as the environ holds them."""
+    size = 0
+    for key, value in environ.items():
+        if key[:5] == "HTTP_":
+            size += len(key) - 5 + len(value)
+        elif key in _UNPREFIXED_HEADERS:
+            size += _UNPREFIXED_HEADERS[key] + len(value)
+    return size
 
 
 def _raw_url_length(environ: WSGIEnvironment) -> int:
