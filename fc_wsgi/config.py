@@ -450,8 +450,8 @@ def _load_section(cls: type[T], raw: Any, path: str) -> T:
     if not isinstance(raw, dict):
         raise field_error(path, f"must be an object, got {type_name(raw)}")
     by_json = {f.metadata["json"]: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    for key, field in by_json.items():
-        if field.metadata["required"] and raw.get(key) is None:
+    for key, declared in by_json.items():
+        if declared.metadata["required"] and raw.get(key) is None:
             raise field_error(_join(path, key), "required")
     values = {}
     for key, value in raw.items():

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from random import getrandbits as _random_bits
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
@@ -120,13 +120,17 @@ def new_request_id(profile: Profile = "fc3") -> str:
         return str(uuid.uuid4())
     # Ids are unique, not secret: random (reseeded in each forked worker) is enough and
     # cheaper than a system call; the time part is formatted once a second.
+    global _time_prefix
     now = int(time.time())
-    if now != _time_part[0]:
-        _time_part[:] = [now, f"1-{now:08x}-"]
-    return _time_part[1] + _random_bits(96).to_bytes(12, "big").hex()
+    second, prefix = _time_prefix
+    if now != second:
+        prefix = f"1-{now:08x}-"
+        _time_prefix = (now, prefix)
+    return prefix + _random_bits(96).to_bytes(12, "big").hex()
 
 
-_time_part: list[Any] = [0, ""]
+#: The second and the "1-<hex time>-" part of FC 3.0 ids made in it (one tuple: thread-safe).
+_time_prefix: tuple[int, str] = (0, "")
 
 
 def error_body(error: FcError, rid: str, profile: Profile) -> bytes:

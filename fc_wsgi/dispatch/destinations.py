@@ -25,9 +25,14 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError, DestinationConfig
+from .runner import UNHANDLED
+
+if TYPE_CHECKING:
+    from .journal import TaskRecord
+    from .runner import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +83,26 @@ def build_record(
         "responseContext": {"statusCode": status, "functionError": function_error or ""},
         "responsePayload": response_body.decode("utf-8", "replace"),
     }
+
+
+def task_record(task: TaskRecord, condition: str, outcome: Outcome | None, now: float) -> Record:
+    """The record of a finished task; ``outcome`` is None when the claim ended it (expired, or
+    its workers died too often), which FC reports as no answer."""
+    if outcome is None:
+        status, response = None, b""
+        function_error: str | None = "" if condition == EVENT_AGE_EXCEEDED else UNHANDLED
+    else:
+        status, function_error, response = outcome.status, outcome.error_type, outcome.body
+    return build_record(
+        request_id=task.request_id,
+        condition=condition,
+        attempts=task.attempts,
+        request_body=task.request.body if task.request is not None else b"",
+        status=status,
+        function_error=function_error,
+        response_body=response,
+        now=now,
+    )
 
 
 def check_destination(spec: str, where: str = "destination") -> str:

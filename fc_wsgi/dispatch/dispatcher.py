@@ -70,7 +70,7 @@ from .destinations import (
     RETRIES_EXHAUSTED,
     SUCCESS,
     Destinations,
-    build_record,
+    task_record,
 )
 from .journal import (
     EXPIRED,
@@ -86,7 +86,7 @@ from .journal import (
     StoredRequest,
     TaskRecord,
 )
-from .runner import UNHANDLED, Outcome, run_task
+from .runner import Outcome, run_task
 from .scheduler import RESCAN_INTERVAL_SECONDS, Scheduler
 
 if TYPE_CHECKING:
@@ -519,22 +519,7 @@ class AsyncDispatcher:
         delivery = self._delivery
         if destination is None or delivery is None:
             return
-        function_error: str | None
-        if outcome is None:  # finished by the claim: expired, or its worker died too often
-            status, response = None, b""
-            function_error = "" if condition == EVENT_AGE_EXCEEDED else UNHANDLED
-        else:
-            status, function_error, response = outcome.status, outcome.error_type, outcome.body
-        record = build_record(
-            request_id=task.request_id,
-            condition=condition,
-            attempts=task.attempts,
-            request_body=task.request.body if task.request is not None else b"",
-            status=status,
-            function_error=function_error,
-            response_body=response,
-            now=self._clock(),
-        )
+        record = task_record(task, condition, outcome, self._clock())
         try:
             future = delivery.submit(self._destinations.deliver, destination, record)
         except RuntimeError:  # shutting down

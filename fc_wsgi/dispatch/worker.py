@@ -38,7 +38,7 @@ from dramatiq.middleware import AgeLimit, Middleware, Retries, TimeLimit
 
 from ..config import ConfigError, DestinationConfig, TriggerConfig
 from .backend import redact_url
-from .destinations import EVENT_AGE_EXCEEDED, RETRIES_EXHAUSTED, SUCCESS, Destinations, build_record
+from .destinations import EVENT_AGE_EXCEEDED, RETRIES_EXHAUSTED, SUCCESS, Destinations, task_record
 from .dispatcher import MAX_BACKOFF_SECONDS, RETRY_BASE_SECONDS
 from .dramatiq_backend import (
     ACTOR_NAME,
@@ -48,7 +48,7 @@ from .dramatiq_backend import (
     make_broker,
 )
 from .journal import EXPIRED, FAILED, RETRYING, RUNNING, SUCCEEDED, TaskRecord
-from .runner import UNHANDLED, Outcome, run_task
+from .runner import Outcome, run_task
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -184,22 +184,7 @@ class TaskRunner:
         destination = self._destinations.target_for(condition)
         if destination is None:
             return
-        function_error: str | None
-        if outcome is None:  # finished by the claim: expired, or its workers died too often
-            status, response = None, b""
-            function_error = "" if condition == EVENT_AGE_EXCEEDED else UNHANDLED
-        else:
-            status, function_error, response = outcome.status, outcome.error_type, outcome.body
-        record = build_record(
-            request_id=task.request_id,
-            condition=condition,
-            attempts=task.attempts,
-            request_body=task.request.body if task.request is not None else b"",
-            status=status,
-            function_error=function_error,
-            response_body=response,
-            now=self._clock(),
-        )
+        record = task_record(task, condition, outcome, self._clock())
         self._destinations.deliver(destination, record)
 
 
