@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
+import threading
 from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from wsgiref.validate import validator
 
@@ -97,3 +100,34 @@ class ClosingBody:
 
     def close(self) -> None:
         self.closed = True
+
+
+class Receiver:
+    """A destination: an HTTP server on loopback that keeps every JSON record POSTed to it."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict] = {}
+        received = self.records
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                record = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                received[record["requestContext"]["requestId"]] = record
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()

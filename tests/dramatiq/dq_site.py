@@ -16,12 +16,10 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -216,34 +214,3 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, site: Site | Non
 
             pytest.fail(f"not within {timeout:g} s: {what}\n{site.logs() if site else ''}")
         time.sleep(0.05)
-
-
-class Receiver:
-    """A destination: an HTTP server on loopback that keeps every JSON record POSTed to it."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, dict] = {}
-        received = self.records
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                record = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                received[record["requestContext"]["requestId"]] = record
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()

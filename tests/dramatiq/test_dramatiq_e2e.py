@@ -22,7 +22,8 @@ import pytest
 
 pytest.importorskip("dramatiq", reason="the dramatiq extra is not installed")
 
-from dq_site import Receiver, Site, free_port, make_site, stop, wait_for  # noqa: E402
+from dq_site import Site, free_port, make_site, stop, wait_for  # noqa: E402
+from support import Receiver  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

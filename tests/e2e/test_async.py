@@ -15,19 +15,18 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from async_app import RUN_LOG_ENV
 from servers import Server, free_port, launch, stop
+from support import Receiver
 
 from fc_wsgi.dispatch import Journal, TaskRecord
 
@@ -146,37 +145,6 @@ def kill_all(site: Site) -> None:
     """SIGKILL the master and its workers at once, as a power cut or the OOM killer would."""
     os.killpg(site.server.process.pid, signal.SIGKILL)
     site.server.process.wait(timeout=10)
-
-
-class Receiver:
-    """A destination: an HTTP server on loopback that keeps every JSON record POSTed to it."""
-
-    def __init__(self) -> None:
-        self.records: dict[str, dict] = {}
-        received = self.records
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                record = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                received[record["requestContext"]["requestId"]] = record
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}{path}"
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
 
 
 # -- servers shared by the tests that do not stop them -----------------------------------------
