@@ -23,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from tests.e2e.async_app import RUN_LOG_ENV, Run, read_runs
+
 ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.e2e.async_app:app"
-RUN_LOG_ENV = "FC_TEST_RUN_LOG"  # tests/e2e/async_app.py
 ASYNC = {"X-Fc-Invocation-Type": "Async"}
 READY_SECONDS = 20
 #: What `fc-wsgi worker` logs once its Dramatiq worker runs (fc_wsgi/dispatch/worker.py).
@@ -38,15 +39,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-@dataclass(frozen=True)
-class Run:
-    phase: str  # start | end
-    request_id: str
-    attempt: int
-    pid: int
-    at: float
 
 
 @dataclass
@@ -132,16 +124,7 @@ class Site:
     # -- what happened -----------------------------------------------------------------------
 
     def runs(self, request_id: str | None = None, phase: str = "start") -> list[Run]:
-        try:
-            text = (self.folder / "runs.log").read_text()
-        except FileNotFoundError:
-            return []
-        runs = []
-        for line in text.splitlines():
-            kind, rid, attempt, pid, at = line.split()
-            if kind == phase and request_id in (None, rid):
-                runs.append(Run(kind, rid, int(attempt), int(pid), float(at)))
-        return runs
+        return read_runs(self.folder / "runs.log", request_id, phase)
 
     def backend(self) -> Any:
         from fc_wsgi.dispatch.dramatiq_backend import DramatiqBackend

@@ -16,9 +16,36 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qs
 
 RUN_LOG_ENV = "FC_TEST_RUN_LOG"
+
+
+@dataclass(frozen=True)
+class Run:
+    """One line of the run log."""
+
+    phase: str  # start | end
+    request_id: str
+    attempt: int
+    pid: int
+    at: float
+
+
+def read_runs(log: Path, request_id: str | None = None, phase: str = "start") -> list[Run]:
+    """The runs in ``log`` of one phase, for one request id or all of them."""
+    try:
+        text = log.read_text()
+    except FileNotFoundError:
+        return []
+    runs = []
+    for line in text.splitlines():
+        kind, rid, attempt, pid, at = line.split()
+        if kind == phase and request_id in (None, rid):
+            runs.append(Run(kind, rid, int(attempt), int(pid), float(at)))
+    return runs
 
 
 def app(environ, start_response):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from async_app import RUN_LOG_ENV
+from async_app import RUN_LOG_ENV, Run, read_runs
 from servers import Server, free_port, launch, stop
 from support import Receiver
 
@@ -44,15 +44,6 @@ T = TypeVar("T")
 # -- helpers ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Run:
-    phase: str  # start | end
-    request_id: str
-    attempt: int
-    pid: int
-    at: float
-
-
 @dataclass
 class Site:
     """A served trigger and its files: config, journal and run log in ``folder``."""
@@ -65,16 +56,7 @@ class Site:
         return self.folder / "async.sqlite3"
 
     def runs(self, request_id: str | None = None, phase: str = "start") -> list[Run]:
-        try:
-            text = (self.folder / "runs.log").read_text()
-        except FileNotFoundError:
-            return []
-        runs = []
-        for line in text.splitlines():
-            kind, rid, attempt, pid, at = line.split()
-            if kind == phase and request_id in (None, rid):
-                runs.append(Run(kind, rid, int(attempt), int(pid), float(at)))
-        return runs
+        return read_runs(self.folder / "runs.log", request_id, phase)
 
     def task(self, request_id: str) -> TaskRecord | None:
         with Journal(self.journal) as journal:
