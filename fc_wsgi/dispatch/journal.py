@@ -50,6 +50,9 @@ FINISHED_STATES = (SUCCEEDED, FAILED, EXPIRED, STOPPED, INVALID)
 
 #: How long a write waits for another process's write lock, in seconds.
 BUSY_TIMEOUT_SECONDS = 5.0
+#: First and longest sleep between tries for the write lock, in seconds.
+BEGIN_RETRY_FIRST_SECONDS = 0.0002
+BEGIN_RETRY_MAX_SECONDS = 0.002
 #: ``PRAGMA user_version`` of the schema below.
 SCHEMA_VERSION = 1
 
@@ -248,7 +251,7 @@ class Journal:
                 if not write:
                     yield conn
                     return
-                conn.execute("BEGIN IMMEDIATE")
+                self._begin_immediate(conn)
                 try:
                     yield conn
                     conn.execute("COMMIT")
@@ -260,6 +263,32 @@ class Journal:
                 raise _translate(exc, self.path) from exc
             except OSError as exc:
                 raise JournalError(f"journal {self.path}: {exc.strerror or exc}") from exc
+
+    def _begin_immediate(self, conn: sqlite3.Connection) -> None:
+        """Take SQLite's write lock, retrying every few milliseconds until the busy timeout.
+
+        SQLite's own busy handler backs off to 100 ms sleeps, so a writer that queued behind
+        a few fsyncs of other processes sleeps long after the lock came free: that was the p99
+        of the 202. Short steps keep every waiter close behind the lock; the bound stays.
+        """
+        conn.execute("PRAGMA busy_timeout=0")
+        try:
+            deadline = time.monotonic() + self._busy_timeout_seconds
+            step = BEGIN_RETRY_FIRST_SECONDS
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    # sqlite_errorname is 3.11+; older Pythons only have the text.
+                    name = getattr(exc, "sqlite_errorname", "")
+                    busy = name.startswith("SQLITE_BUSY") or "database is locked" in str(exc)
+                    if not busy or time.monotonic() + step > deadline:
+                        raise
+                time.sleep(step)
+                step = min(step * 2, BEGIN_RETRY_MAX_SECONDS)
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_seconds * 1000)}")
 
     # -- the request path --------------------------------------------------------------------
 
