@@ -533,12 +533,7 @@ class Journal:
         a lease (:class:`TaskBusy`). Accepts the task id or the request id."""
         now = self._clock() if now is None else now
         with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT id, state FROM tasks WHERE id = ? OR request_id = ? LIMIT 1",
-                (task_id, task_id),
-            ).fetchone()
-            if row is None:
-                raise TaskNotFound(f"no task {task_id!r}")
+            row = _id_and_state(conn, task_id)
             if row[1] in ACTIVE_STATES:
                 raise TaskBusy(f"task {row[0]!r} is {row[1]}; retry it once it has finished")
             conn.execute(
@@ -557,12 +552,7 @@ class Journal:
         result is then recorded as ``Stopped`` and it is not retried). Returns the new state."""
         now = self._clock() if now is None else now
         with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT id, state FROM tasks WHERE id = ? OR request_id = ? LIMIT 1",
-                (task_id, task_id),
-            ).fetchone()
-            if row is None:
-                raise TaskNotFound(f"no task {task_id!r}")
+            row = _id_and_state(conn, task_id)
             state = {ENQUEUED: STOPPED, RETRYING: STOPPED, RUNNING: STOPPING}.get(row[1], row[1])
             ended = now if state == STOPPED else None
             conn.execute(
@@ -576,6 +566,16 @@ class Journal:
         with self._transaction(write=False) as conn:
             problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
         return [] if problems == ["ok"] else problems
+
+
+def _id_and_state(conn: sqlite3.Connection, task_id: str) -> tuple[str, str]:
+    """The task named by its task id or its request id (what the CLI is given)."""
+    row = conn.execute(
+        "SELECT id, state FROM tasks WHERE id = ? OR request_id = ? LIMIT 1", (task_id, task_id)
+    ).fetchone()
+    if row is None:
+        raise TaskNotFound(f"no task {task_id!r}")
+    return row[0], row[1]
 
 
 def _create_private_file(path: str) -> None:
