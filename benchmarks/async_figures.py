@@ -52,6 +52,22 @@ BODY = b'{"job":"resize","id":42}'
 READY_SECONDS = 30
 DRAIN_SECONDS = 300
 WORKERS = 2
+#: The stored request every queued task replays (as the dispatcher would store it).
+REQUEST = StoredRequest(
+    environ={
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/",
+        "QUERY_STRING": "",
+        "CONTENT_TYPE": "application/json",
+        "REMOTE_ADDR": "127.0.0.1",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "9000",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "HTTP_HOST": "127.0.0.1:9000",
+    },
+    body=BODY,
+)
 
 
 def main() -> int:
@@ -108,34 +124,13 @@ def accepting(folder: Path, seconds: int, connections: int, *, delay: int = 0) -
 def running(folder: Path, count: int) -> None:
     folder.mkdir()
     journal_path = folder / "async.sqlite3"
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": "/",
-        "QUERY_STRING": "",
-        "CONTENT_TYPE": "application/json",
-        "REMOTE_ADDR": "127.0.0.1",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "9000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "wsgi.url_scheme": "http",
-        "HTTP_HOST": "127.0.0.1:9000",
-        "HTTP_USER_AGENT": "async_figures",
-    }
-    request = StoredRequest(environ=environ, body=BODY)
     with Journal(journal_path) as journal:
         now = time.time()
         for _ in range(count):
             rid = new_request_id()
-            journal.enqueue(rid, rid, request, due=now, now=now)
+            journal.enqueue(rid, rid, REQUEST, due=now, now=now)
     with serving(folder):
-        deadline = time.monotonic() + DRAIN_SECONDS
-        while time.monotonic() < deadline:
-            with Journal(journal_path) as journal:
-                if journal.counts()["Succeeded"] == count:
-                    break
-            time.sleep(0.2)
-        else:
-            raise SystemExit(f"{count} tasks not run within {DRAIN_SECONDS} s")
+        wait_succeeded(journal_path, count, DRAIN_SECONDS, "tasks")
     with Journal(journal_path) as journal:
         tasks = journal.list_tasks(limit=count)
     first = min(t.started for t in tasks if t.started is not None)
@@ -165,14 +160,7 @@ def delay_accuracy(folder: Path, count: int) -> None:
         with ThreadPoolExecutor(4) as clients:
             ids = list(clients.map(post, range(count)))
         journal_path = folder / "async.sqlite3"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with Journal(journal_path) as journal:
-                if journal.counts()["Succeeded"] == count:
-                    break
-            time.sleep(0.2)
-        else:
-            raise SystemExit(f"{count} delayed tasks not run within 30 s")
+        wait_succeeded(journal_path, count, 30, "delayed tasks")
     with Journal(journal_path) as journal:
         late_ms = sorted((t.started - t.due) * 1000 for t in map(journal.get, ids))
     print(
@@ -183,6 +171,17 @@ def delay_accuracy(folder: Path, count: int) -> None:
 
 
 # -- helpers ---------------------------------------------------------------------------------
+
+
+def wait_succeeded(journal_path: Path, count: int, seconds: float, what: str) -> None:
+    """Until ``count`` tasks of the journal have succeeded, at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with Journal(journal_path) as journal:
+            if journal.counts()["Succeeded"] == count:
+                return
+        time.sleep(0.2)
+    raise SystemExit(f"{count} {what} not run within {seconds:g} s")
 
 
 def percentile(sorted_values: list[float], p: float) -> float:

@@ -38,27 +38,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.async_figures import APP, DRAIN_SECONDS, READY_SECONDS, REQUEST  # noqa: E402
 from fc_wsgi.dispatch import Journal  # noqa: E402
-from fc_wsgi.dispatch.journal import StoredRequest  # noqa: E402
 from fc_wsgi.errors import new_request_id  # noqa: E402
 
-APP = "examples.hello:handler"
-BODY = b'{"job":"resize","id":42}'
-READY_SECONDS = 30
-DRAIN_SECONDS = 300
 THREADS = 4
-ENVIRON = {
-    "REQUEST_METHOD": "POST",
-    "PATH_INFO": "/",
-    "QUERY_STRING": "",
-    "CONTENT_TYPE": "application/json",
-    "REMOTE_ADDR": "127.0.0.1",
-    "SERVER_NAME": "127.0.0.1",
-    "SERVER_PORT": "9000",
-    "SERVER_PROTOCOL": "HTTP/1.1",
-    "wsgi.url_scheme": "http",
-    "HTTP_HOST": "127.0.0.1:9000",
-}
 
 
 def main() -> int:
@@ -115,12 +99,11 @@ def accepting(folder: Path, backend: str, redis_url: str, args: argparse.Namespa
 def running(folder: Path, backend: str, redis_url: str, count: int, processes: int) -> float:
     config = write_config(folder, backend, redis_url)
     store: Any = open_store(backend, folder, redis_url)
-    request = StoredRequest(environ=ENVIRON, body=BODY)
     with store:
         now = time.time()
         for _ in range(count):
             rid = new_request_id()
-            store.enqueue(rid, rid, request, due=now, now=now)
+            store.enqueue(rid, rid, REQUEST, due=now, now=now)
     if backend == "sqlite":
         runner = serving(folder, config, workers=processes)
     else:
