@@ -56,13 +56,32 @@ Parser = Callable[[Any, str], Any]
 
 
 def _setting(
-    name: str, default: Any, parse: Parser, doc: str, *, shown: bool = True, required: bool = False
+    name: str,
+    default: Any,
+    parse: Parser,
+    doc: str,
+    *,
+    shown: bool = True,
+    required: bool = False,
+    aliases: tuple[str, ...] = (),
+    section: type | None = None,
 ) -> Any:
     """Declare a config field: its JSON ``name``, default, parser and one-line doc.
 
     ``required`` fields must be in a loaded config; their default serves configs built in code.
+    ``aliases`` are other JSON names for the same field (FC 2.0 and 3.0 spell some fields
+    differently); ``section`` is the dataclass of an optional section whose default is None,
+    so the reference still lists its fields.
     """
-    meta = {"json": name, "parse": parse, "doc": doc, "shown": shown, "required": required}
+    meta = {
+        "json": name,
+        "parse": parse,
+        "doc": doc,
+        "shown": shown,
+        "required": required,
+        "aliases": aliases,
+        "section": section,
+    }
     if isinstance(default, (list, dict, set)):
         raise TypeError("mutable default")  # pragma: no cover - guards the declarations
     if dataclasses.is_dataclass(default):
@@ -160,6 +179,12 @@ def _broker_url(value: Any, path: str) -> str:
 
 def _any_object(value: Any, path: str) -> Mapping[str, Any]:
     return _json_object(value, path)
+
+
+def _text_or_empty(value: Any, path: str) -> str:
+    if not isinstance(value, str):
+        raise field_error(path, f"must be a string, got {type_name(value)}")
+    return value
 
 
 def _section(cls: type[T]) -> Parser:
@@ -354,6 +379,117 @@ class AsyncConfig:
     )
 
 
+def _memory_mb(value: Any, path: str) -> int:
+    memory: int = _int_in(128, 32768)(value, path)
+    if memory % 64:
+        raise field_error(path, f"must be a multiple of 64, got {memory}")
+    return memory
+
+
+def _environment(value: Any, path: str) -> Mapping[str, str]:
+    """FC's ``environmentVariables``: names to strings (YAML numbers and booleans stringified)."""
+    if not isinstance(value, dict):
+        raise field_error(path, f"must be an object of name: string, got {type_name(value)}")
+    variables: dict[str, str] = {}
+    for name, item in value.items():
+        if not name or "=" in name or "\0" in name:
+            raise field_error(f"{path}.{name}", "is not a valid environment variable name")
+        if isinstance(item, bool):
+            item = "true" if item else "false"
+        elif isinstance(item, (int, float)):
+            item = str(item)
+        elif not isinstance(item, str):
+            raise field_error(f"{path}.{name}", f"must be a string, got {type_name(item)}")
+        variables[name] = item
+    return variables
+
+
+@dataclasses.dataclass(frozen=True)
+class LifecycleHook:
+    """FC 3.0's ``instanceLifecycleConfig.<hook>``: a handler string and its own timeout."""
+
+    handler: str = _setting("handler", "", parse_text, "module.function, as the function's handler")
+    timeout: int = _setting("timeout", 3, _int_in(1, 300), "seconds the hook may run")
+
+
+@dataclasses.dataclass(frozen=True)
+class LifecycleConfig:
+    """FC 3.0's ``instanceLifecycleConfig``; only the initializer runs here."""
+
+    initializer: LifecycleHook | None = _setting(
+        "initializer", None, _section(LifecycleHook), "FC 3.0 spelling of initializer",
+        section=LifecycleHook,
+    )  # fmt: skip
+    pre_stop: Mapping[str, Any] | None = _setting(
+        "preStop", None, _any_object, "accepted, not run", shown=False
+    )
+    pre_freeze: Mapping[str, Any] | None = _setting(
+        "preFreeze", None, _any_object, "accepted, not run", shown=False
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class FunctionConfig:
+    """The function behind the trigger, with FC's names (fc-spec-runtime.md sections 14-17).
+
+    With this section fc-wsgi also plays FC's Python runtime: ``fc.context``, the function's
+    environment, initializer, timeout, concurrency cap and log tail.
+    """
+
+    name: str = _setting(
+        "functionName", "function", parse_text, "function name (FC 2.0: name)", aliases=("name",)
+    )
+    handler: str = _setting(
+        "handler", "index.handler", parse_text, "module.function under codeUri (FC's handler)"
+    )
+    code_uri: str = _setting(
+        "codeUri", ".", parse_text,
+        "code root, relative to the config file's folder (FC 3.0: code)", aliases=("code",),
+    )  # fmt: skip
+    memory_size: int = _setting(
+        "memorySize", 512, _memory_mb, "MB, reported only (no limit is enforced): 128..32768"
+    )
+    timeout: int = _setting(
+        "timeout", 3, _int_in(1, 86400), "seconds an invocation may run; then 502 timed out"
+    )
+    initializer: str = _setting(
+        "initializer", "", parse_text, "module.function run once per worker before its first call"
+    )
+    initialization_timeout: int = _setting(
+        "initializationTimeout", 3, _int_in(1, 300), "seconds the initializer may run"
+    )
+    instance_lifecycle_config: LifecycleConfig = _setting(
+        "instanceLifecycleConfig", LifecycleConfig(), _section(LifecycleConfig), "FC 3.0 hooks"
+    )
+    instance_concurrency: int = _setting(
+        "instanceConcurrency", 1, _int_in(1, 200), "concurrent invocations per worker (threads)"
+    )
+    max_instances: int | None = _setting(
+        "maxInstances", None, _int_in(1, 10000),
+        "worker processes counted by the cap (none: the workers); over it: 429",
+    )  # fmt: skip
+    environment_variables: Mapping[str, str] | None = _setting(
+        "environmentVariables", None, _environment, "set for the function, seen in environ"
+    )
+    region: str = _setting("region", "cn-hangzhou", parse_text, "FC_REGION, context.region")
+    account_id: str = _setting("accountId", "", _text_or_empty, "FC_ACCOUNT_ID, context.account_id")
+    qualifier: str = _setting("qualifier", "LATEST", parse_text, "context.service.qualifier")
+    service_name: str = _setting(
+        "serviceName", "", _text_or_empty, "context.service.name (profile fc2; fc3: empty)"
+    )
+
+    @property
+    def init_handler(self) -> str:
+        """The initializer to run, by either generation's spelling ("" for none)."""
+        hook = self.instance_lifecycle_config.initializer
+        return hook.handler if hook is not None else self.initializer
+
+    @property
+    def init_timeout_seconds(self) -> int:
+        hook = self.instance_lifecycle_config.initializer
+        return hook.timeout if hook is not None else self.initialization_timeout
+
+
 @dataclasses.dataclass(frozen=True)
 class TriggerConfig:
     """An HTTP trigger's behaviour: FC's ``triggerConfig`` fields and our extensions."""
@@ -392,6 +528,10 @@ class TriggerConfig:
     limits: Limits = _setting("limits", Limits(), _section(Limits), "size limits")
     cors: CorsConfig = _setting("cors", CorsConfig(), _section(CorsConfig), "CORS")
     async_: AsyncConfig = _setting("async", AsyncConfig(), _section(AsyncConfig), "async")
+    function: FunctionConfig | None = _setting(
+        "function", None, _section(FunctionConfig), "run an FC function (sections 14-17)",
+        section=FunctionConfig,
+    )  # fmt: skip
 
 
 _RESOURCE_KEYS = frozenset({"triggerName", "triggerType", "qualifier", "description"})
@@ -406,8 +546,10 @@ def load_config(source: ConfigSource) -> TriggerConfig:
         return source
     if isinstance(source, Mapping):
         raw: Any = dict(source)
+        base = Path.cwd()
     else:
         path = Path(source)
+        base = path.resolve().parent
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
@@ -416,10 +558,10 @@ def load_config(source: ConfigSource) -> TriggerConfig:
             raise ConfigError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"(top): must be an object, got {type_name(raw)}")
-    return _load_trigger(raw)
+    return _load_trigger(raw, base)
 
 
-def _load_trigger(raw: dict[str, Any]) -> TriggerConfig:
+def _load_trigger(raw: dict[str, Any], base: Path) -> TriggerConfig:
     path = ""
     if "triggerConfig" in raw:  # a whole FC trigger resource
         unknown = set(raw) - _RESOURCE_KEYS - {"triggerConfig"}
@@ -439,7 +581,18 @@ def _load_trigger(raw: dict[str, Any]) -> TriggerConfig:
         if config.auth_config is None:
             raise field_error(_join(path, "authConfig"), "authType jwt needs the JWT settings")
         parse_auth_config(config.auth_config, _join(path, "authConfig"))  # refuse bad ones now
+    if config.function is not None:
+        config = dataclasses.replace(config, function=_resolve_function(config.function, base))
     return config
+
+
+def _resolve_function(function: FunctionConfig, base: Path) -> FunctionConfig:
+    """The code root made absolute (relative to the config file's folder); one initializer."""
+    if function.initializer and function.instance_lifecycle_config.initializer is not None:
+        problem = "give initializer or instanceLifecycleConfig.initializer, not both"
+        raise field_error("function.initializer", problem)
+    code_uri = str((base / function.code_uri).resolve())
+    return dataclasses.replace(function, code_uri=code_uri)
 
 
 def _join(path: str, name: str) -> str:
@@ -449,15 +602,21 @@ def _join(path: str, name: str) -> str:
 def _load_section(cls: type[T], raw: Any, path: str) -> T:
     if not isinstance(raw, dict):
         raise field_error(path, f"must be an object, got {type_name(raw)}")
-    by_json = {f.metadata["json"]: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    for key, declared in by_json.items():
-        if declared.metadata["required"] and raw.get(key) is None:
-            raise field_error(_join(path, key), "required")
-    values = {}
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    by_json = {name: f for f in fields for name in (f.metadata["json"], *f.metadata["aliases"])}
+    for declared in fields:
+        if declared.metadata["required"] and raw.get(declared.metadata["json"]) is None:
+            raise field_error(_join(path, declared.metadata["json"]), "required")
+    values: dict[str, Any] = {}
+    given: dict[str, str] = {}  # field name -> the JSON name it was given as
     for key, value in raw.items():
         field = by_json.get(key)
         if field is None:
             raise field_error(_join(path, key), "unknown field")
+        if field.name in given:
+            problem = f"give {given[field.name]} or {key}, not both"
+            raise field_error(_join(path, key), problem)
+        given[field.name] = key
         if value is None:
             continue  # JSON null: the default
         values[field.name] = field.metadata["parse"](value, _join(path, key))
@@ -489,6 +648,8 @@ def _describe_fields(obj: Any, path: str) -> Iterator[tuple[str, str]]:
             continue
         if dataclasses.is_dataclass(value):
             yield from _describe_fields(value, name)
+        elif isinstance(value, Mapping):  # environment variables: names only, values may be secret
+            yield name, ", ".join(value) if value else "(none)"
         elif isinstance(value, tuple):
             yield name, ", ".join(value) if value else "(none)"
         elif isinstance(value, bool):
@@ -518,6 +679,9 @@ def _reference(cls: Any, path: str) -> Iterator[tuple[str, str, str]]:
         )
         if dataclasses.is_dataclass(default):
             yield from _reference(type(default), name)
+            continue
+        if field.metadata["section"] is not None:  # optional section: list its fields
+            yield from _reference(field.metadata["section"], name)
             continue
         if field.metadata["required"]:
             shown = "(required)"

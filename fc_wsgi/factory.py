@@ -1,13 +1,15 @@
 """make_trigger_app: the one place that knows the order of the layers.
 
 ```
-CorsDefaults → LimitGuard → AuthGate → AsyncDispatcher → HeaderFilter → app
+CorsDefaults → LimitGuard → AuthGate → AsyncDispatcher → [FunctionRuntime →] HeaderFilter → app
 ```
 CORS is outermost so that every answer, errors included, carries CORS headers; limits come
 before authentication so that an oversized request costs no signature check; the header
 filter is innermost so that auth and async read their ``x-fc-*`` headers before the app is
-shielded from them (DESIGN.md, "Request flow"). A layer with nothing to do for this config is
-left out rather than called on every request.
+shielded from them (DESIGN.md, "Request flow"). FunctionRuntime, only with a ``function``
+section, sits outside the filter so that its answers and headers are the gateway's, and inside
+the dispatcher so that async runs get the same context and deadline. A layer with nothing to
+do for this config is left out rather than called on every request.
 """
 
 from __future__ import annotations
@@ -36,15 +38,24 @@ DEFAULT_TRIGGER = TriggerConfig(auth_type="anonymous")
 
 
 def make_trigger_app(
-    app: WSGIApplication | str, config: ConfigSource | None = None
+    app: WSGIApplication | str | None, config: ConfigSource | None = None
 ) -> WSGIApplication:
     """Wrap ``app`` (a WSGI callable or ``"module:attr"``) in FC's HTTP-trigger behaviour.
 
     ``config`` is a JSON file path, a mapping, or a loaded :class:`TriggerConfig`; without
-    one the trigger is anonymous and allows every method.
+    one the trigger is anonymous and allows every method. With a ``function`` section the
+    stack also plays FC's function runtime, and ``app`` may be None: the handler is then
+    loaded from the section's code root.
     """
     trigger = DEFAULT_TRIGGER if config is None else load_config(config)
+    function = trigger.function
     wsgi_app = load_app(app) if isinstance(app, str) else app
+    if function is not None:
+        from .runtime import function_app
+
+        wsgi_app = function_app(wsgi_app, function)
+    elif wsgi_app is None:
+        raise ConfigError("function: no app given, and the config has no function section")
     profile = trigger.profile
     limits = trigger.limits
 
@@ -54,6 +65,10 @@ def make_trigger_app(
         default_domain=trigger.default_domain,
         profile=profile,
     )
+    if function is not None:
+        from .runtime import FunctionRuntime
+
+        stack = FunctionRuntime(stack, function=function, profile=profile)
     async_ = trigger.async_
     stack = AsyncDispatcher(
         stack,
