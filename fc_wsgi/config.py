@@ -654,7 +654,7 @@ def _describe_fields(obj: Any, path: str) -> Iterator[tuple[str, str]]:
             yield name, ", ".join(value) if value else "(none)"
         elif isinstance(value, bool):
             yield name, "true" if value else "false"
-        elif value is None:
+        elif value is None or value == "":
             yield name, "(none)"
         elif name.endswith("brokerUrl"):  # may carry a password
             from .dispatch.backend import redact_url

@@ -6,6 +6,14 @@ one header over ``limit_request_field_size``) before the app is called, with its
 above FC's. Under plain ``gunicorn 'fc_wsgi.serve:app_from_env()'`` gunicorn's own limits
 come first unless the same options are given on its command line, and
 ``-c python:fc_wsgi.serve`` installs the worker hooks that start and drain the async scheduler.
+
+With a ``function`` section (fc-spec-runtime.md 14-17) the server also: writes the function's
+environment into each worker's ``os.environ`` before the handler loads; runs gthread workers
+with ``instanceConcurrency`` threads plus :data:`SPARE_THREADS` (so that a request over the
+cap is answered 429 at once instead of waiting for a thread); keeps gunicorn's ``timeout``
+above the function's (a sync worker busy past it would be killed by gunicorn, not answered);
+and shares the concurrency count between workers (slots made before fork, a dead worker's
+slots released in ``child_exit``).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from gunicorn.app.base import BaseApplication
 from .config import ConfigError, TriggerConfig
 from .dispatch import drain_all, start_all
 from .factory import make_trigger_app
+from .runtime import apply_process_environment, recycle, slots
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
@@ -28,6 +37,10 @@ if TYPE_CHECKING:
 LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
 #: gunicorn's hard ceiling for a request line (method + URI + version).
 GUNICORN_MAX_REQUEST_LINE = 8190
+#: Threads beyond instanceConcurrency: they only answer the requests over the cap (429).
+SPARE_THREADS = 4
+#: Seconds gunicorn's own worker timeout stays above the function's timeout + initializer's.
+TIMEOUT_MARGIN_SECONDS = 30
 
 
 def gunicorn_options(config: TriggerConfig, **overrides: Any) -> dict[str, Any]:
@@ -42,7 +55,15 @@ def gunicorn_options(config: TriggerConfig, **overrides: Any) -> dict[str, Any]:
         "limit_request_fields": 1000,
         "post_worker_init": post_worker_init,
         "worker_exit": worker_exit,
+        "pre_fork": pre_fork,
+        "child_exit": child_exit,
     }
+    function = config.function
+    if function is not None:
+        options["threads"] = function.instance_concurrency + SPARE_THREADS
+        options["timeout"] = (
+            function.timeout + function.init_timeout_seconds + TIMEOUT_MARGIN_SECONDS
+        )
     options.update({k: v for k, v in overrides.items() if v is not None})
     if options.get("threads", 1) > 1 and "worker_class" not in overrides:
         options["worker_class"] = "gthread"
@@ -52,9 +73,16 @@ def gunicorn_options(config: TriggerConfig, **overrides: Any) -> dict[str, Any]:
 class TriggerServer(BaseApplication):  # type: ignore[misc]
     """``fc-wsgi serve``: gunicorn in-process, configured from our options, not its argv."""
 
-    def __init__(self, app_ref: str, config: TriggerConfig, options: Mapping[str, Any]) -> None:
+    def __init__(
+        self, app_ref: str | None, config: TriggerConfig, options: Mapping[str, Any]
+    ) -> None:
         self._app_ref, self._config, self._options = app_ref, config, dict(options)
         super().__init__()  # calls load_config(): set attributes first
+        function = config.function
+        if function is not None:  # in the master, before fork: the count all workers share
+            workers = int(self.cfg.workers)
+            capacity = (function.max_instances or workers) * function.instance_concurrency
+            slots.share_slots(function.name, capacity, rows=2 * workers + 2)
 
     def load_config(self) -> None:
         if "control_socket_disable" in self.cfg.settings:
@@ -69,6 +97,8 @@ class TriggerServer(BaseApplication):  # type: ignore[misc]
         # Runs in each worker after fork (once in the master with --preload).
         if not logging.getLogger().handlers:
             logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+        if self._config.function is not None:
+            apply_process_environment(self._config.function, self._config.profile)
         return make_trigger_app(self._app_ref, self._config)
 
 
@@ -76,8 +106,21 @@ class TriggerServer(BaseApplication):  # type: ignore[misc]
 
 
 def post_worker_init(worker: Any) -> None:
-    """Start the async scheduler in each worker, so tasks a killed server left run at once."""
+    """Start the async scheduler in each worker, so tasks a killed server left run at once;
+    let the function runtime count this worker's slots and replace it after a timeout."""
+    slots.in_worker(worker)
+    recycle.bind_worker(worker)
     start_all()
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    """In the master: the worker about to be forked gets its rows in the shared slot counts."""
+    slots.before_fork(worker)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """In the master: the slots a dead (or killed) worker held are free again."""
+    slots.after_exit(worker)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

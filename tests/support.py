@@ -131,3 +131,15 @@ class Receiver:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+def write_code(folder: Any, files: dict[str, str]) -> str:
+    """A function's code folder: ``{"index.py": source, "pkg/mod.py": ...}``; its path."""
+    from pathlib import Path
+
+    root = Path(folder)
+    for name, source in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source, encoding="utf-8")
+    return str(root)

@@ -56,6 +56,12 @@ ASYNC_ATTEMPT_KEY = "fc.async_attempt"
 
 Response = tuple[str, list[tuple[str, str]], list[bytes]]
 
+#: Open question 5: honoured (threads), but FC's built-in Python runtimes ignore it.
+CONCURRENCY_WARNING = (
+    "instanceConcurrency > 1: FC's built-in Python runtimes run one request per instance; "
+    "served here with one thread per concurrent request"
+)
+
 
 class FunctionRuntime:
     """Context, environment, initializer, deadline, concurrency cap and log tail of a function."""
@@ -90,6 +96,8 @@ class FunctionRuntime:
         service_name = function.service_name if profile == "fc2" else ""
         self._service = ServiceMeta(service_name, "", "", function.qualifier, "")
         self._per_request_logger = function.instance_concurrency > 1
+        if self._per_request_logger:
+            log.warning("function %s: %s", function.name, CONCURRENCY_WARNING)
         self.initializer = Initializer(
             function.init_handler, function.code_uri, function.init_timeout_seconds
         )
