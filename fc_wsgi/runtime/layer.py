@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -129,6 +130,9 @@ class FunctionRuntime:
         try:
             status, headers, body = run_with_deadline(invocation.run, self.timeout_seconds)
         except FunctionTimeout:
+            # Answered, so over for the caller and the cap, even if its thread runs on in a
+            # worker that is being replaced.
+            invocation.release_slot()
             memory = logtail.peak_memory_mb()
             message = (
                 f"Function timed out after {self.timeout_seconds} seconds "
@@ -198,7 +202,7 @@ class FunctionRuntime:
 class _Invocation:
     """One call of the stack inside the runtime, buffered; runs on the deadline's thread."""
 
-    __slots__ = ("app", "environ", "slots", "tail", "rid", "status", "headers")
+    __slots__ = ("app", "environ", "slots", "tail", "rid", "status", "headers", "_slot_held")
 
     def __init__(
         self,
@@ -211,6 +215,7 @@ class _Invocation:
         self.app, self.environ, self.slots, self.tail, self.rid = app, environ, slots, tail, rid
         self.status: str | None = None
         self.headers: list[tuple[str, str]] = []
+        self._slot_held = threading.Lock()  # acquired once, by whoever gives the slot back
 
     def run(self) -> Response:
         try:
@@ -218,7 +223,12 @@ class _Invocation:
                 return self._call()
             return logtail.captured(self._call, self.tail, self.rid)()
         finally:
-            self.slots.release()  # here: a timed-out call holds its slot until it ends
+            self.release_slot()
+
+    def release_slot(self) -> None:
+        """Give the slot back, once: at the end of the call, or when it timed out."""
+        if self._slot_held.acquire(False):
+            self.slots.release()
 
     def _call(self) -> Response:
         tail, rid = self.tail, self.rid
