@@ -453,7 +453,10 @@ class FunctionConfig:
         "timeout", 3, _int_in(1, 86400), "seconds an invocation may run; then 502 timed out"
     )
     initializer: str = _setting(
-        "initializer", "", parse_text, "module.function run once per worker before its first call"
+        "initializer",
+        "",
+        _text_or_empty,
+        "module.function run once per worker before its first call",
     )
     initialization_timeout: int = _setting(
         "initializationTimeout", 3, _int_in(1, 300), "seconds the initializer may run"

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 
-from .config import ConfigError, TriggerConfig
+from .config import ConfigError, TriggerConfig, load_config
 from .dispatch import drain_all, start_all
 from .factory import make_trigger_app
 from .runtime import apply_process_environment, recycle, slots
@@ -129,8 +129,13 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 
 def app_from_env() -> WSGIApplication:
-    """For plain gunicorn: ``FC_WSGI_APP=module:app FC_WSGI_CONFIG=trigger.json``."""
-    app_ref = os.environ.get("FC_WSGI_APP")
-    if not app_ref:
+    """For plain gunicorn: ``FC_WSGI_APP=module:app FC_WSGI_CONFIG=trigger.json`` (the app may
+    be left out when the config's ``function`` section names the handler)."""
+    app_ref = os.environ.get("FC_WSGI_APP") or None
+    config_path = os.environ.get("FC_WSGI_CONFIG") or None
+    config = load_config(config_path) if config_path else None
+    if config is not None and config.function is not None:
+        apply_process_environment(config.function, config.profile)
+    elif not app_ref:
         raise ConfigError("FC_WSGI_APP: set it to the app to serve, as module:attr")
-    return make_trigger_app(app_ref, os.environ.get("FC_WSGI_CONFIG") or None)
+    return make_trigger_app(app_ref, config)
