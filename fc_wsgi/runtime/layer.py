@@ -157,11 +157,14 @@ class FunctionRuntime:
         environ["HTTP"] = "on"
         if "fc.request_uri" not in environ:
             environ["fc.request_uri"] = _request_uri(environ)
-        logger = RequestLogger(logging.getLogger(), {"fc_request_id": rid})
+        logger = (
+            RequestLogger(logging.getLogger(), {"fc_request_id": rid})
+            if self._per_request_logger
+            else None
+        )
         context = FCContext(
             rid, self._credentials, self._meta, self._service, self.function.region,
-            self.function.account_id, attempt - 1 if attempt else 0,
-            logger=logger if self._per_request_logger else None,
+            self.function.account_id, attempt - 1 if attempt else 0, logger=logger,
         )  # fmt: skip
         environ["fc.context"] = context
         return context
@@ -250,9 +253,10 @@ class _Invocation:
             close_iterable(body)
         if self.status is None:
             raise RuntimeError("the app did not call start_response")
-        failed = any(n.lower() == "x-fc-error-type" for n, _ in self.headers)
-        end = ", Error: Unhandled function error" if failed else ""
-        logtail.note(tail, f"FC Invoke End RequestId: {rid}{end}")
+        if tail is not None:
+            failed = any(n.lower() == "x-fc-error-type" for n, _ in self.headers)
+            end = ", Error: Unhandled function error" if failed else ""
+            logtail.note(tail, f"FC Invoke End RequestId: {rid}{end}")
         return self.status, self.headers, chunks
 
 

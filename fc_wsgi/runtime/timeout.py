@@ -37,17 +37,25 @@ class FunctionTimeout(BaseException):
 
 def run_with_deadline(call: Callable[[], T], timeout_seconds: float) -> T:
     """``call()``, or :class:`FunctionTimeout` once ``timeout_seconds`` have passed."""
-    if _alarm_usable():
+    if threading.get_ident() == threading.main_thread().ident and (_alarm_ready or _use_alarm()):
         return _run_with_alarm(call, timeout_seconds)
     return _run_on_runtime_thread(call, timeout_seconds)
 
 
-def _alarm_usable() -> bool:
-    return (
-        threading.current_thread() is threading.main_thread()
-        and hasattr(signal, "setitimer")
-        and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, _on_alarm)
-    )
+#: SIGALRM is ours in this process (checked once: ``signal.getsignal`` is slow).
+_alarm_ready = False
+
+
+def _use_alarm() -> bool:
+    """Install our SIGALRM handler, unless the platform lacks timers or the app has its own."""
+    global _alarm_ready
+    if hasattr(signal, "setitimer") and signal.getsignal(signal.SIGALRM) in (
+        signal.SIG_DFL,
+        _on_alarm,
+    ):
+        signal.signal(signal.SIGALRM, _on_alarm)
+        _alarm_ready = True
+    return _alarm_ready
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
@@ -55,8 +63,6 @@ def _on_alarm(signum: int, frame: Any) -> None:
 
 
 def _run_with_alarm(call: Callable[[], T], timeout_seconds: float) -> T:
-    if signal.getsignal(signal.SIGALRM) is not _on_alarm:
-        signal.signal(signal.SIGALRM, _on_alarm)
     try:
         signal.setitimer(signal.ITIMER_REAL, timeout_seconds)
         try:
