@@ -68,7 +68,8 @@ def make_trigger_app(
     if function is not None:
         from .runtime import FunctionRuntime
 
-        stack = FunctionRuntime(stack, function=function, profile=profile)
+        secrets = [key.secret for key in trigger.access_keys]
+        stack = FunctionRuntime(stack, function=function, profile=profile, hidden_values=secrets)
     async_ = trigger.async_
     stack = AsyncDispatcher(
         stack,

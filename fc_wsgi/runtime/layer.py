@@ -65,7 +65,11 @@ CONCURRENCY_WARNING = (
 
 
 class FunctionRuntime:
-    """Context, environment, initializer, deadline, concurrency cap and log tail of a function."""
+    """Context, environment, initializer, deadline, concurrency cap and log tail of a function.
+
+    ``process_environ`` (default ``os.environ``) is copied into each environ under the
+    function's variables; ``hidden_values`` are values never copied (the trigger's secrets).
+    """
 
     def __init__(
         self,
@@ -75,6 +79,7 @@ class FunctionRuntime:
         profile: Profile = "fc3",
         slots: Slots | None = None,
         process_environ: Mapping[str, str] | None = None,
+        hidden_values: Iterable[str] = (),
     ) -> None:
         self.app = app
         self.function = function
@@ -87,6 +92,10 @@ class FunctionRuntime:
         )
         variables = function_variables(function, profile)
         process = os.environ if process_environ is None else process_environ
+        # The trigger's own secrets (accessKeys' secretEnv) are the gateway's, not the
+        # function's: a process variable holding one is not copied into environ.
+        hidden = frozenset(hidden_values)
+        process = {k: v for k, v in process.items() if v not in hidden}
         # The function's environment merged into each environ: built once, here.
         self._extras = environ_extras(variables, process)
         self._extra_keys = frozenset(self._extras)

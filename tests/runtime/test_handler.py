@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import uuid
+from wsgiref.validate import validator
 
 import pytest
 from support import make_environ, write_code
@@ -80,7 +81,7 @@ def test_a_load_failure_answers_502_with_fc_body_and_no_traceback(tmp_path, reco
         "methods": ["GET"],
         "function": {"codeUri": str(tmp_path), "handler": f"{module}.handler"},
     }
-    app = make_trigger_app(None, config)
+    app = validator(make_trigger_app(None, config))
     for _ in range(2):  # every invocation answers it, the server goes on
         body = recorder.run(app, make_environ())
         assert recorder.status.startswith("502")

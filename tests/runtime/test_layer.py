@@ -6,7 +6,7 @@ import base64
 import json
 import threading
 
-from support import Recorder, make_environ, validated
+from support import Recorder, both_sides, make_environ, validated
 
 from fc_wsgi import make_trigger_app
 from fc_wsgi.runtime import FunctionRuntime
@@ -132,7 +132,7 @@ def test_over_the_cap_is_429_resource_exhausted_at_once(tmp_path):
         start_response("200 OK", [("Content-Type", "text/plain")])
         return [b"ok"]
 
-    function = make_trigger_app(
+    function = both_sides(
         slow, {"authType": "anonymous", "methods": ["GET"],
                "async": {"journal": str(tmp_path / "a.sqlite3")},
                "function": {"codeUri": str(tmp_path), "timeout": 10}},
@@ -162,3 +162,29 @@ def test_runtime_alone_on_an_app(tmp_path):
         slots=LocalSlots(2),
     )  # fmt: skip
     assert app.get("/").json["HTTP"] == "on"
+
+
+def test_the_triggers_secret_variables_stay_out_of_environ(tmp_path, monkeypatch):
+    from fc_wsgi.auth.signing import sign_headers
+
+    monkeypatch.setenv("AK2_SECRET", "trigger-secret-value")
+    monkeypatch.setenv("OTHER", "visible")
+
+    def handler(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [repr(sorted(environ.items(), key=str)).encode()]
+
+    config = {"authType": "function", "methods": ["GET"],
+              "accessKeys": [{"id": "AK2", "secretEnv": "AK2_SECRET"}],
+              "async": {"journal": str(tmp_path / "a.sqlite3")},
+              "function": {"codeUri": str(tmp_path)}}  # fmt: skip
+    app = validated(lambda inner: make_trigger_app(inner, config), handler)
+    signed = sign_headers("GET", "http://localhost/", access_key_id="AK2",
+                          access_key_secret="trigger-secret-value")  # fmt: skip
+    body = app.get("/", headers=dict(signed)).text
+    assert "'OTHER', 'visible'" in body and "trigger-secret-value" not in body
+
+
+def test_instance_concurrency_above_one_is_honoured_with_a_warning(function_stack, caplog):
+    function_stack(echo_environ, instanceConcurrency=8).get("/")  # open question 5
+    assert any("instanceConcurrency > 1" in r.getMessage() for r in caplog.records)

@@ -6,9 +6,8 @@ import base64
 import logging
 import threading
 
-from support import Recorder, make_environ
+from support import Recorder, both_sides, make_environ
 
-from fc_wsgi import make_trigger_app
 from fc_wsgi.runtime import logtail
 
 
@@ -27,7 +26,7 @@ def test_two_threads_logging_at_once_keep_their_own_lines(tmp_path):
     config = {"authType": "anonymous", "methods": ["GET"],
               "async": {"journal": str(tmp_path / "a.sqlite3")},
               "function": {"codeUri": str(tmp_path), "instanceConcurrency": 2}}  # fmt: skip
-    app = make_trigger_app(handler, config)
+    app = both_sides(handler, config)
     tails = {}
 
     def call(me):

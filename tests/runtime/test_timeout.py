@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from support import Recorder, make_environ
+from support import Recorder, both_sides, make_environ
 
 from fc_wsgi.runtime import recycle
 from fc_wsgi.runtime.timeout import FunctionTimeout, run_with_deadline
@@ -99,12 +99,10 @@ def test_timeout_answer_with_real_duration_and_recycle(function_stack, worker):
 
 
 def test_timeout_on_a_server_thread(function_stack, worker, tmp_path):
-    from fc_wsgi import make_trigger_app
-
     config = {"authType": "anonymous", "methods": ["GET"],
               "async": {"journal": str(tmp_path / "a.sqlite3")},
               "function": {"codeUri": str(tmp_path), "timeout": 1}}  # fmt: skip
-    app = make_trigger_app(sleeper, config)
+    app = both_sides(sleeper, config)
     results = []
 
     def serve(query):
