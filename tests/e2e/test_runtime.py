@@ -120,8 +120,15 @@ def test_initializer_failure_then_a_fresh_worker_succeeds(serve_function):
     assert "FC Initialize End RequestId:" in server.output()
 
 
-def test_concurrency_cap_under_parallel_load(serve_function):
-    server = serve_function({"instanceConcurrency": 2, "timeout": 10}, "--workers", "2")
+@pytest.mark.parametrize(
+    ("function", "cap"),
+    [
+        ({}, 4),  # maxInstances defaults to the 2 workers: 2 x instanceConcurrency 2
+        ({"maxInstances": 1}, 2),  # below what the workers could run alone: the count is shared
+    ],
+)
+def test_concurrency_cap_under_parallel_load(serve_function, function, cap):
+    server = serve_function({"instanceConcurrency": 2, "timeout": 10, **function}, "--workers", "2")
     answers: list[tuple[int, float, bytes]] = []
     lock = threading.Lock()
 
@@ -147,7 +154,8 @@ def test_concurrency_cap_under_parallel_load(serve_function):
     for _, step in events:
         running += step
         peak = max(peak, running)
-    assert peak <= 4  # maxInstances (= 2 workers) x instanceConcurrency 2, never above
+    assert peak <= cap  # never above maxInstances x instanceConcurrency, across workers
+    assert len(served) >= cap  # and the cap is used: 12 requests arrive within the 1.5 s
 
 
 def test_async_task_that_times_out_is_retried(serve_function, tmp_path):
