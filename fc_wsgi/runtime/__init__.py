@@ -4,6 +4,18 @@
 :func:`function_app` turns that section into the innermost app (the handler from the code root,
 or the app given), and :func:`apply_process_environment` is the single-function server's one
 write into ``os.environ``.
+
+Several functions in one process (a project server) use the same pieces:
+
+- one stack per function: ``make_trigger_app(None, {...trigger fields..., "function": {...,
+  "codeUri": "/absolute/code/root"}})``; each stack merges only its own function's variables
+  into the environ of its requests, so functions never see each other's;
+- do not call :func:`apply_process_environment` (``os.environ`` is shared by all of them);
+- a router that rewrites the path sets ``environ["fc.request_uri"]`` first; it is kept;
+- under gunicorn, call ``slots.share_slots(function_name, capacity, rows)`` in the master
+  before it forks (one per function, unique names) and install serve.py's ``pre_fork``,
+  ``post_worker_init`` and ``child_exit`` hooks, so each function's cap spans the workers;
+  without it each process caps each function at ``maxInstances`` x ``instanceConcurrency``.
 """
 
 from __future__ import annotations

@@ -138,7 +138,7 @@ class FunctionRuntime:
         invocation = _Invocation(self.app, environ, self.slots, tail, rid)  # releases the slot
         try:
             status, headers, body = run_with_deadline(invocation.run, self.timeout_seconds)
-        except FunctionTimeout:
+        except FunctionTimeout as timeout:
             # Answered, so over for the caller and the cap, even if its thread runs on in a
             # worker that is being replaced.
             invocation.release_slot()
@@ -147,7 +147,9 @@ class FunctionRuntime:
                 f"Function timed out after {self.timeout_seconds} seconds "
                 f"(maxMemoryUsage: {memory:.2f}MB)"
             )
-            log.error("request %s: %s", rid, message)
+            # FC's runtime logs the stack as it stops the instance (section 15).
+            log.error("request %s: %s; Dumping stack trace after function timeout:\n%s",
+                      rid, message, timeout.stack)  # fmt: skip
             logtail.note(tail, f"FC Invoke End RequestId: {rid}, Error: {message}")
             recycle_worker(f"request {rid} timed out")
             return self._answer_error({"errorMessage": message}, "UnhandledInvocationError",

@@ -24,7 +24,9 @@ from __future__ import annotations
 import ctypes
 import queue
 import signal
+import sys
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -32,7 +34,11 @@ T = TypeVar("T")
 
 
 class FunctionTimeout(BaseException):
-    """The call ran past its deadline."""
+    """The call ran past its deadline; ``stack`` is where it was when the deadline passed."""
+
+    def __init__(self, stack: str = "") -> None:
+        super().__init__("the call ran past its deadline")
+        self.stack = stack
 
 
 def run_with_deadline(call: Callable[[], T], timeout_seconds: float) -> T:
@@ -59,7 +65,7 @@ def _use_alarm() -> bool:
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
-    raise FunctionTimeout
+    raise FunctionTimeout("".join(traceback.format_stack(frame)))
 
 
 def _run_with_alarm(call: Callable[[], T], timeout_seconds: float) -> T:
@@ -69,10 +75,10 @@ def _run_with_alarm(call: Callable[[], T], timeout_seconds: float) -> T:
             return call()
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
-    except FunctionTimeout:
+    except FunctionTimeout as timeout:
         # Also when the alarm struck between the call's return and the timer's reset: the
         # deadline had passed.
-        raise FunctionTimeout from None
+        raise FunctionTimeout(timeout.stack) from None
 
 
 class _Job(Generic[T]):
@@ -104,8 +110,10 @@ def _run_on_runtime_thread(call: Callable[[], T], timeout_seconds: float) -> T:
             threading.Thread(target=_runtime_thread, name="fc-runtime", daemon=True).start()
     _jobs.put(job)
     if not job.done.acquire(timeout=timeout_seconds):
+        frame = sys._current_frames().get(job.thread_id)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else ""
         _interrupt(job)
-        raise FunctionTimeout
+        raise FunctionTimeout(stack)
     if job.error is not None:
         error, job.error = job.error, None
         raise error

@@ -122,3 +122,24 @@ def test_timeout_on_a_server_thread(function_stack, worker, tmp_path):
     thread.start()
     thread.join(10)
     assert results[1] == ("200 OK", b"awake")
+
+
+def test_the_log_has_the_stack_where_the_call_was_stopped(function_stack, worker, caplog):
+    function_stack(sleeper, timeout=1).get("/", params="3", status=502)
+    dumped = [r.getMessage() for r in caplog.records if "Dumping stack trace" in r.getMessage()]
+    assert dumped and "in sleeper" in dumped[0] and "time.sleep" in dumped[0]
+
+
+def test_a_server_thread_timeout_dumps_the_runtime_threads_stack():
+    stacks = []
+
+    def call():
+        try:
+            run_with_deadline(lambda: time.sleep(2), 0.2)
+        except FunctionTimeout as timeout:
+            stacks.append(timeout.stack)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join(5)
+    assert "time.sleep(2)" in stacks[0]
