@@ -56,12 +56,13 @@ def get(server, path, headers=None, method="GET", timeout=20):
 def serve_function(start_server, tmp_path):
     """``serve_function(function_fields, *extra_args)``: `fc-wsgi serve` without MODULE:APP."""
 
-    def run(function: dict, *extra: str):
+    def run(function: dict, *extra: str, trigger: dict | None = None):
         code = write_code(tmp_path / "code", {"fn.py": FUNCTION_CODE})
         variables = {"FN_MARK": str(tmp_path / "initialized"), "FN_RUNS": str(tmp_path / "runs")}
         fields = {"codeUri": code, "handler": "fn.handler", "region": "cn-shenzhen",
                   "environmentVariables": variables, **function}  # fmt: skip
-        config = {"authType": "anonymous", "methods": ["GET", "POST"], "function": fields}
+        config = {"authType": "anonymous", "methods": ["GET", "POST"], "function": fields,
+                  **(trigger or {})}  # fmt: skip
         argv = [sys.executable, "-m", "fc_wsgi", "serve", "--config", "{config}",
                 "--bind", "127.0.0.1:{port}", *extra]  # fmt: skip
         return start_server(argv, config)
@@ -173,14 +174,28 @@ def test_async_task_that_times_out_is_retried(serve_function, tmp_path):
         time.sleep(0.1)
     # the first run timed out (and never wrote its line); the retry ran with retry_count 1
     assert runs.read_text().splitlines() == [f"{rid} 1"], server.output()[-3000:]
+    task = wait_for_task(tmp_path, rid, "Succeeded")
+    assert task.attempts == 2
+
+
+def test_async_task_that_keeps_timing_out_fails(serve_function, tmp_path):
+    server = serve_function({"timeout": 1}, trigger={"async": {"maxAsyncRetryAttempts": 0}})
+    status, headers, _ = get(server, "/?sleep=5", {"X-Fc-Invocation-Type": "Async"}, "POST")
+    assert status == 202
+    task = wait_for_task(tmp_path, headers["X-Fc-Request-Id"], "Failed")
+    # dispatch/runner.py reads errorType + errorMessage; FC's timeout body has only the message
+    assert task.attempts == 1 and "502" in task.last_error
+
+
+def wait_for_task(folder: Path, rid: str, state: str):
     from fc_wsgi.dispatch.journal import Journal
 
-    journal = tmp_path / "async.sqlite3"  # where the start_server fixture puts it
-    deadline = time.monotonic() + 10
+    journal = folder / "async.sqlite3"  # where the start_server fixture puts it
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with Journal(str(journal)) as store:
             task = store.get(rid)
-        if task is not None and task.state == "Succeeded":
-            break
+        if task is not None and task.state == state:
+            return task
         time.sleep(0.1)
-    assert task.state == "Succeeded" and task.attempts == 2
+    pytest.fail(f"task {rid} is {task.state if task else None}, not {state}")
