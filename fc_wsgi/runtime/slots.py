@@ -118,10 +118,6 @@ def share_slots(name: str, capacity: int, rows: int) -> SharedSlots:
     return slots
 
 
-def shared_slots(name: str) -> SharedSlots | None:
-    return _shared.get(name)
-
-
 def slots_for(name: str, capacity: int) -> Slots:
     """The server's shared slots for ``name`` when the master made them, else local ones."""
     shared = _shared.get(name)
