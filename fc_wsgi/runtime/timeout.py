@@ -8,8 +8,8 @@ Two mechanisms, chosen per call by the thread it arrives on:
   ``finally`` blocks and the app iterable's ``close()`` still run. It cannot interrupt C code
   that holds the GIL without checking for signals (a long regex, a C extension's loop): the
   answer then comes when that code returns to Python. If the app installed its own SIGALRM
-  handler before the first call, the other mechanism is used; one installed later is the
-  app's to keep working (the alarm would then run its handler).
+  handler before the first call, the other mechanism is used; a handler it installs later
+  replaces ours, and the deadline then runs the app's handler instead of stopping the call.
 - **Any other thread** (gthread workers, the async dispatcher's pool): the call runs on a
   runtime-owned daemon thread and the caller waits with a timeout, so the answer leaves on time
   whatever the call does. At the deadline :class:`FunctionTimeout` is also raised
