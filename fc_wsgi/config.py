@@ -181,6 +181,13 @@ def _any_object(value: Any, path: str) -> Mapping[str, Any]:
     return _json_object(value, path)
 
 
+def _account_id(value: Any, path: str) -> str:
+    """A string; a number (a UID read from YAML) is taken as its digits."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _text_or_empty(value, path)
+
+
 def _text_or_empty(value: Any, path: str) -> str:
     if not isinstance(value, str):
         raise field_error(path, f"must be a string, got {type_name(value)}")
@@ -380,7 +387,7 @@ class AsyncConfig:
 
 
 def _memory_mb(value: Any, path: str) -> int:
-    memory: int = _int_in(128, 32768)(value, path)
+    memory: int = _int_in(64, 32768)(value, path)
     if memory % 64:
         raise field_error(path, f"must be a multiple of 64, got {memory}")
     return memory
@@ -408,8 +415,13 @@ def _environment(value: Any, path: str) -> Mapping[str, str]:
 class LifecycleHook:
     """FC 3.0's ``instanceLifecycleConfig.<hook>``: a handler string and its own timeout."""
 
-    handler: str = _setting("handler", "", parse_text, "module.function, as the function's handler")
+    handler: str = _setting(
+        "handler", "", _text_or_empty, "module.function, as the function's handler"
+    )
     timeout: int = _setting("timeout", 3, _int_in(1, 300), "seconds the hook may run")
+    command: tuple[str, ...] = _setting(
+        "command", (), _text_list, "custom images' hook command; accepted, not run", shown=False
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -447,7 +459,7 @@ class FunctionConfig:
         "code root, relative to the config file's folder (FC 3.0: code)", aliases=("code",),
     )  # fmt: skip
     memory_size: int = _setting(
-        "memorySize", 512, _memory_mb, "MB, reported only (no limit is enforced): 128..32768"
+        "memorySize", 512, _memory_mb, "MB, reported only (no limit is enforced): 64..32768"
     )
     timeout: int = _setting(
         "timeout", 3, _int_in(1, 86400), "seconds an invocation may run; then 502 timed out"
@@ -475,7 +487,7 @@ class FunctionConfig:
         "environmentVariables", None, _environment, "set for the function, seen in environ"
     )
     region: str = _setting("region", "cn-hangzhou", parse_text, "FC_REGION, context.region")
-    account_id: str = _setting("accountId", "", _text_or_empty, "FC_ACCOUNT_ID, context.account_id")
+    account_id: str = _setting("accountId", "", _account_id, "FC_ACCOUNT_ID, context.account_id")
     qualifier: str = _setting("qualifier", "LATEST", parse_text, "context.service.qualifier")
     service_name: str = _setting(
         "serviceName", "", _text_or_empty, "context.service.name (profile fc2; fc3: empty)"
@@ -485,12 +497,12 @@ class FunctionConfig:
     def init_handler(self) -> str:
         """The initializer to run, by either generation's spelling ("" for none)."""
         hook = self.instance_lifecycle_config.initializer
-        return hook.handler if hook is not None else self.initializer
+        return hook.handler if hook is not None and hook.handler else self.initializer
 
     @property
     def init_timeout_seconds(self) -> int:
         hook = self.instance_lifecycle_config.initializer
-        return hook.timeout if hook is not None else self.initialization_timeout
+        return hook.timeout if hook is not None and hook.handler else self.initialization_timeout
 
 
 @dataclasses.dataclass(frozen=True)
@@ -591,8 +603,9 @@ def _load_trigger(raw: dict[str, Any], base: Path) -> TriggerConfig:
 
 def _resolve_function(function: FunctionConfig, base: Path) -> FunctionConfig:
     """The code root made absolute (relative to the config file's folder); one initializer."""
-    if function.initializer and function.instance_lifecycle_config.initializer is not None:
-        problem = "give initializer or instanceLifecycleConfig.initializer, not both"
+    hook = function.instance_lifecycle_config.initializer
+    if function.initializer and hook is not None and hook.handler != function.initializer:
+        problem = "initializer and instanceLifecycleConfig.initializer name different handlers"
         raise field_error("function.initializer", problem)
     code_uri = str((base / function.code_uri).resolve())
     return dataclasses.replace(function, code_uri=code_uri)

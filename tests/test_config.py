@@ -231,13 +231,13 @@ def test_function_names_of_both_generations(tmp_path):
         ({"timeout": 86401}, "function.timeout: must be 1..86400"),
         ({"instanceConcurrency": 201}, "function.instanceConcurrency: must be 1..200"),
         ({"initializationTimeout": 301}, "function.initializationTimeout: must be 1..300"),
-        ({"memorySize": 100}, "function.memorySize: must be 128..32768"),
+        ({"memorySize": 32}, "function.memorySize: must be 64..32768"),
         ({"memorySize": 130}, "function.memorySize: must be a multiple of 64"),
         ({"environmentVariables": {"A": []}}, "function.environmentVariables.A: must be a string"),
         ({"handlr": "x"}, "function.handlr: unknown field"),
         (
             {"initializer": "a.b", "instanceLifecycleConfig": {"initializer": {"handler": "c.d"}}},
-            "function.initializer: give initializer or instanceLifecycleConfig.initializer",
+            "function.initializer: initializer and instanceLifecycleConfig.initializer name",
         ),
     ],
 )
@@ -257,3 +257,13 @@ def test_check_lists_variable_names_not_values():
     shown = dict(describe(config))
     assert shown["function.environmentVariables"] == "TOKEN"
     assert "s3cret" not in repr(shown)
+
+
+def test_both_initializer_spellings_for_the_same_hook_as_the_project_loader_gives_them():
+    hook = {"initializer": {"handler": "a.init", "timeout": 7, "command": ["x"]}, "preStop": {}}
+    function = _function(
+        initializer="a.init", initializationTimeout=7, instanceLifecycleConfig=hook,
+        accountId=1234567890,
+    )  # fmt: skip
+    assert (function.init_handler, function.init_timeout_seconds) == ("a.init", 7)
+    assert function.account_id == "1234567890"
