@@ -137,14 +137,6 @@ def _check(args: argparse.Namespace) -> int:
     config = load_config(args.file)
     for name, value in describe(config):
         print(f"{name}: {value}")
-    preflight = (
-        "passed to the app"
-        if config.cors.mode == "fc" and "OPTIONS" in config.methods
-        else "answered by fc-wsgi"
-        if config.cors.mode != "off"
-        else "passed to the app (CORS off)"
-    )
-    print(f"preflight: {preflight}")
     return 0
 
 
@@ -200,10 +192,10 @@ def _tasks(args: argparse.Namespace) -> int:
 
 
 def _task_records(config: AsyncConfig, args: argparse.Namespace) -> list[Any]:
-    from .dispatch.backend import describe_backend, open_task_store
+    from .dispatch.backend import describe_backend, open_backend
     from .dispatch.journal import JournalError
 
-    with open_task_store(config) as store:
+    with open_backend(config) as store:
         try:
             if args.action == "list":
                 return store.list_tasks(limit=args.limit)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, ClassVar
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
-    from .config import Profile
+    from .common import Profile
 
 log = logging.getLogger(__name__)
 

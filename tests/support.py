@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import threading
@@ -11,6 +12,14 @@ from typing import Any
 from wsgiref.validate import validator
 
 import webtest
+
+#: An HMAC secret of 64 bytes: long enough for HS256, HS384 and HS512.
+HS_SECRET = bytes(range(64))
+
+
+def b64url(data: bytes) -> str:
+    """Base64url without padding, as JWKs and JWTs spell binary values."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def make_environ(**overrides: Any) -> dict[str, Any]:
@@ -73,6 +82,16 @@ class Recorder:
     def header(self, name: str) -> str | None:
         values = [v for n, v in self.headers if n.lower() == name.lower()]
         return ",".join(values) if values else None
+
+
+class FakeClock:
+    """A clock that stands still until a test moves ``now``: inject it as ``clock=``."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def validated(middleware: Callable[..., Any], app: Callable[..., Any], **options: Any):

@@ -15,8 +15,8 @@ backend.
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
 
+from ..common import redact_url
 from ..config import ConfigError
 from .journal import (
     DuplicateTask,
@@ -46,8 +46,6 @@ __all__ = [
     "TaskStore",
     "open_backend",
     "describe_backend",
-    "open_task_store",
-    "redact_url",
 ]
 
 #: What to install when ``async.backend`` is ``dramatiq`` and Dramatiq is missing.
@@ -126,22 +124,6 @@ def open_backend(config: AsyncConfig) -> Journal | TaskBackend:
     raise ConfigError(f"async.backend: unknown backend {config.backend!r}")
 
 
-def open_task_store(config: AsyncConfig) -> TaskStore:
-    """The read side for ``fc-wsgi tasks`` (a context manager)."""
-    return open_backend(config)
-
-
 def describe_backend(config: AsyncConfig) -> str:
     """Where tasks live, for messages: the journal path, or the broker URL without secrets."""
     return redact_url(config.broker_url) if config.backend == "dramatiq" else config.journal
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password or query string, which may carry secrets."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    if parts.username:
-        netloc = f"{parts.username}:***@{netloc}"
-    elif parts.password:
-        netloc = f":***@{netloc}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -54,7 +54,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING
 
-from ..config import DestinationConfig, Profile
+from ..common import Profile
+from ..config import DestinationConfig
 from ..errors import (
     FcError,
     InvalidArgument,

@@ -52,8 +52,8 @@ from dramatiq.middleware import Middleware
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry as RedisRetry
 
+from ..common import redact_url
 from ..config import AsyncConfig, ConfigError
-from .backend import redact_url
 from .journal import (
     ACTIVE_STATES,
     ENQUEUED,

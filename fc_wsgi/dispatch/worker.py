@@ -36,8 +36,8 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.errors import Retry
 from dramatiq.middleware import AgeLimit, Middleware, Retries, TimeLimit
 
+from ..common import redact_url
 from ..config import ConfigError, DestinationConfig, TriggerConfig
-from .backend import redact_url
 from .destinations import EVENT_AGE_EXCEEDED, RETRIES_EXHAUSTED, SUCCESS, Destinations, task_record
 from .dispatcher import MAX_BACKOFF_SECONDS, RETRY_BASE_SECONDS
 from .dramatiq_backend import (

@@ -19,6 +19,7 @@ from wsgiref.validate import validator
 
 import pytest
 import webtest
+from support import FakeClock
 
 from fc_wsgi.config import Destination, DestinationConfig
 from fc_wsgi.dispatch import AsyncDispatcher, Journal, drain_all, start_all
@@ -363,14 +364,6 @@ def test_on_success_record_reaches_a_local_http_server(make_dispatcher: Any, wai
     assert record["requestContext"]["condition"] == "Success"
     assert record["responseContext"] == {"statusCode": 200, "functionError": ""}
     assert (record["requestPayload"], record["responsePayload"]) == ("ping", "result ping")
-
-
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_old_tasks_expire_instead_of_running(

@@ -17,13 +17,13 @@ import redis  # noqa: E402
 from dq_site import free_port  # noqa: E402
 from support import make_environ  # noqa: E402
 
+from fc_wsgi.common import redact_url  # noqa: E402
 from fc_wsgi.config import ConfigError, load_config  # noqa: E402
 from fc_wsgi.dispatch import AsyncDispatcher  # noqa: E402
 from fc_wsgi.dispatch.backend import (  # noqa: E402
     TaskBackend,
     TaskStore,
     open_backend,
-    redact_url,
 )
 from fc_wsgi.dispatch.dramatiq_backend import (  # noqa: E402
     QUEUE_NAME,
