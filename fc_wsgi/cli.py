@@ -127,7 +127,7 @@ def _worker(args: argparse.Namespace) -> int:
             "with sqlite, fc-wsgi serve runs them"
         )
     try:
-        from .dispatch.worker import run_worker
+        from .worker import run_worker
     except ImportError as exc:
         raise ConfigError(f"fc-wsgi worker needs pip install 'fc-wsgi[dramatiq]' ({exc})") from None
     return run_worker(args.app, config, args.processes, args.threads or config.async_.workers)
@@ -193,7 +193,7 @@ def _tasks(args: argparse.Namespace) -> int:
 
 def _task_records(config: AsyncConfig, args: argparse.Namespace) -> list[Any]:
     from .dispatch.backend import describe_backend, open_backend
-    from .dispatch.journal import JournalError
+    from .dispatch.tasks import StoreError
 
     with open_backend(config) as store:
         try:
@@ -202,7 +202,7 @@ def _task_records(config: AsyncConfig, args: argparse.Namespace) -> list[Any]:
             if args.action == "retry":
                 return [store.retry(args.task_id)]
             record = store.get(args.task_id)
-        except JournalError as exc:
+        except StoreError as exc:
             raise ConfigError(f"tasks {args.action}: {exc}") from None
     if record is None:
         raise ConfigError(f"no async task {args.task_id!r} in {describe_backend(config)}")

@@ -48,12 +48,7 @@ def make_trigger_app(
     profile = trigger.profile
     limits = trigger.limits
 
-    stack: WSGIApplication = HeaderFilter(
-        wsgi_app,
-        max_response_header_bytes=limits.max_response_header_bytes,
-        default_domain=trigger.default_domain,
-        profile=profile,
-    )
+    stack = _inner_layers(wsgi_app, trigger)
     async_ = trigger.async_
     stack = AsyncDispatcher(
         stack,
@@ -106,6 +101,24 @@ def make_trigger_app(
             profile=profile,
         )
     return stack
+
+
+def make_task_app(app: WSGIApplication | str, config: ConfigSource) -> WSGIApplication:
+    """The app as async tasks run it in ``fc-wsgi worker``: the layers inside AsyncDispatcher
+    (HeaderFilter), exactly as :func:`make_trigger_app` stacks them for the local executor."""
+    trigger = load_config(config)
+    wsgi_app = load_app(app) if isinstance(app, str) else app
+    return _inner_layers(wsgi_app, trigger)
+
+
+def _inner_layers(app: WSGIApplication, trigger: TriggerConfig) -> WSGIApplication:
+    """What runs inside AsyncDispatcher: the same for a request served now and a task run later."""
+    return HeaderFilter(
+        app,
+        max_response_header_bytes=trigger.limits.max_response_header_bytes,
+        default_domain=trigger.default_domain,
+        profile=trigger.profile,
+    )
 
 
 def load_app(ref: str) -> WSGIApplication:

@@ -10,7 +10,6 @@ come first unless the same options are given on its command line, and
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -20,12 +19,11 @@ from gunicorn.app.base import BaseApplication
 from .config import ConfigError, TriggerConfig
 from .dispatch import drain_all, start_all
 from .factory import make_trigger_app
+from .logs import configure_logging
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
 
-#: Our log lines look like gunicorn's own.
-LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
 #: gunicorn's hard ceiling for a request line (method + URI + version).
 GUNICORN_MAX_REQUEST_LINE = 8190
 
@@ -67,8 +65,7 @@ class TriggerServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> WSGIApplication:
         # Runs in each worker after fork (once in the master with --preload).
-        if not logging.getLogger().handlers:
-            logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+        configure_logging()
         return make_trigger_app(self._app_ref, self._config)
 
 

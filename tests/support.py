@@ -5,13 +5,49 @@ from __future__ import annotations
 import base64
 import io
 import json
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from wsgiref.validate import validator
 
 import webtest
+
+T = TypeVar("T")
+
+
+class HasLogs(Protocol):
+    def logs(self) -> str: ...
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(
+    check: Callable[[], T],
+    timeout: float = 10.0,
+    what: str = "condition",
+    site: HasLogs | None = None,
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds,
+    showing ``site``'s logs (a served test site) when given."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            import pytest
+
+            pytest.fail(f"not within {timeout:g} s: {what}\n{site.logs() if site else ''}")
+        time.sleep(0.02)
+
 
 #: An HMAC secret of 64 bytes: long enough for HS256, HS384 and HS512.
 HS_SECRET = bytes(range(64))

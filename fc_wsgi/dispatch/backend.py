@@ -7,9 +7,9 @@ processes; the Dramatiq backend (:mod:`fc_wsgi.dispatch.dramatiq_backend`) commi
 Redis and ``fc-wsgi worker`` runs them on any number of hosts. The dispatcher sees only
 :class:`TaskBackend`: it stores a task, and starts its local scheduler only when the backend
 says tasks run locally. The CLI sees the read side, :class:`TaskStore`. Both report failures
-with the journal's exceptions (``DuplicateTask``, ``QueueFull``, ``JournalBusy``,
-``JournalError``, ``TaskNotFound``, ``TaskBusy``), so the FC answers do not depend on the
-backend.
+with the exceptions of :mod:`~fc_wsgi.dispatch.tasks` (``DuplicateTask``, ``QueueFull``,
+``StoreBusy``, ``StoreError``, ``TaskNotFound``, ``TaskBusy``), so the FC answers do not
+depend on the backend.
 """
 
 from __future__ import annotations
@@ -18,35 +18,15 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..common import redact_url
 from ..config import ConfigError
-from .journal import (
-    DuplicateTask,
-    Journal,
-    JournalBusy,
-    JournalError,
-    QueueFull,
-    StoredRequest,
-    TaskBusy,
-    TaskNotFound,
-    TaskRecord,
-)
+from .journal import Journal
+from .tasks import StoredRequest, TaskRecord
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from ..config import AsyncConfig
 
-__all__ = [
-    "DuplicateTask",
-    "JournalBusy",
-    "JournalError",
-    "QueueFull",
-    "TaskBackend",
-    "TaskBusy",
-    "TaskNotFound",
-    "TaskStore",
-    "open_backend",
-    "describe_backend",
-]
+__all__ = ["TaskBackend", "TaskStore", "describe_backend", "open_backend"]
 
 #: What to install when ``async.backend`` is ``dramatiq`` and Dramatiq is missing.
 DRAMATIQ_EXTRA = "pip install 'fc-wsgi[dramatiq]'"
@@ -99,8 +79,8 @@ class TaskBackend(TaskStore, Protocol):
     ) -> None:
         """Store a new task durably before returning; run it at ``due`` (wall-clock seconds).
 
-        Raises :class:`DuplicateTask`, :class:`QueueFull`, :class:`JournalBusy` (the store is
-        busy or unreachable: FC's 503) or :class:`JournalError` (FC's 500); on any of them
+        Raises :class:`DuplicateTask`, :class:`QueueFull`, :class:`StoreBusy` (the store is
+        busy or unreachable: FC's 503) or :class:`StoreError` (FC's 500); on any of them
         nothing was accepted.
         """
 
