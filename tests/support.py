@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from wsgiref.validate import validator
 
@@ -131,3 +132,12 @@ class Receiver:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
+
+
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    """Write ``files`` (path relative to ``root`` → text) under ``root``, folders included."""
+    for name, text in files.items():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    return root

@@ -206,7 +206,8 @@ class Node:
         value = self.value
         if isinstance(value, dict):
             raw = value.get(key)
-        elif isinstance(value, list) and isinstance(key, int) and 0 <= key < len(value):
+        elif isinstance(value, list) and str(key).isdigit() and int(key) < len(value):
+            key = int(key)  # ``vars.list.0`` as well as ``vars.list[0]``
             raw = value[key]
         else:
             return None
