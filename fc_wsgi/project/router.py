@@ -163,7 +163,8 @@ class Router:
         key = "/".join([names[0].partition(".")[0], *names[1 : self._names]])
         app = self._default.get(key) if len(names) >= self._names else None
         if app is None:
-            return error_response(self._not_found(key), environ, start_response, self.profile)
+            error = self._not_found(key, names)
+            return error_response(error, environ, start_response, self.profile)
         received = _received_uri(environ)
         if len(names) > self._names:
             tail = names[-1]
@@ -179,10 +180,12 @@ class Router:
         environ["fc.request_uri"] = received
         return app(environ, start_response)
 
-    def _not_found(self, key: str) -> FcError:
-        service, _, name = key.rpartition("/")
-        if self.profile == "fc2" and service not in self._services:
-            return ServiceNotFound(f"service '{service or key}' does not exist")
+    def _not_found(self, key: str, names: list[str]) -> FcError:
+        name = names[self._names - 1] if len(names) >= self._names else ""
+        name = name.partition(".")[0] if self._names == 1 else name
+        service = names[0].partition(".")[0]
+        if self._names == 2 and service not in self._services:
+            return ServiceNotFound(f"service '{service}' does not exist")
         reason = self._unserved.get(key)
         if reason:
             return FunctionNotFound(f"function '{name}' is not served here: {reason}")
