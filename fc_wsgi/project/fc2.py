@@ -78,7 +78,7 @@ def _function(key: str, props: Node, config: Mapping[str, Any], reading: Reading
             accountId=config.get("AccountID"),
             qualifier=trigger.text("qualifier", "LATEST"),
         )
-        mapping = trigger_mapping(trigger.mapping("config"), "fc2", function)
+        mapping = trigger_mapping(trigger, "config", "fc2", function)
     reading.functions.append(
         FunctionSpec(
             name=name,

@@ -74,7 +74,7 @@ def _function(key: str, props: Node, config: Mapping[str, Any], reading: Reading
             accountId=config.get("AccountID"),
             qualifier=trigger.text("qualifier", "LATEST"),
         )
-        mapping = trigger_mapping(trigger.mapping("triggerConfig"), "fc3", function)
+        mapping = trigger_mapping(trigger, "triggerConfig", "fc3", function)
     reading.functions.append(
         FunctionSpec(
             name=name,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError
+from ..config import ConfigError, Profile
 from .fc2 import read_services
 from .fc3 import read_resources
 from .props import DomainDecl, Reading
@@ -23,7 +23,10 @@ from .spec import DomainSpec, FunctionSpec, Project, RouteSpec
 from .variables import Resolver
 
 #: edition → (top-level section, profile).
-EDITIONS = {"3.0.0": ("resources", "fc3"), "1.0.0": ("services", "fc2")}
+EDITIONS: dict[str, tuple[str, Profile]] = {
+    "3.0.0": ("resources", "fc3"),
+    "1.0.0": ("services", "fc2"),
+}
 
 
 def load_project(
@@ -64,7 +67,7 @@ def load_project(
         file=source.file,
         name=name,
         edition=edition,
-        profile="fc3" if profile == "fc3" else "fc2",
+        profile=profile,
         functions=tuple(functions.values()),
         domains=domains,
         ignored=tuple(reading.ignored),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ALL_METHODS, ConfigError, Profile, load_config
+from ..config import ALL_METHODS, ConfigError, Profile, load_config, type_name
 from .expressions import ExpressionError, Ref, parse_template
 from .rewrite import compile_rule
 from .spec import FunctionSpec, RewriteConfig, RouteSpec
@@ -98,17 +98,16 @@ def _text_lower(node: Node, key: str) -> str:
 
 
 def trigger_mapping(
-    config: Node | None, profile: Profile, function: dict[str, Any]
+    trigger: Node, key: str, profile: Profile, function: dict[str, Any]
 ) -> dict[str, Any]:
-    """``make_trigger_app``'s mapping: the trigger config, ``profile`` and ``function``.
+    """``make_trigger_app``'s mapping: ``trigger.<key>``, ``profile`` and ``function``.
 
     The trigger part is checked with :func:`load_config` now, so that its errors point into
     the YAML file rather than surfacing when the server starts.
     """
-    if config is None:
-        raise ConfigError("an HTTP trigger needs its config")
+    config = trigger.require(key)
     if not isinstance(config.value, dict):
-        raise config.error("must be an object")
+        raise config.error(f"must be an object, got {type_name(config.value)}")
     mapping: dict[str, Any] = {**config.plain(), "profile": profile}
     checked(config, mapping)
     mapping["function"] = function

@@ -195,8 +195,8 @@ class Router:
 def _host(environ: WSGIEnvironment) -> str:
     """The Host without port, lower case, as custom domains are named."""
     host: str = environ.get("HTTP_HOST") or environ.get("SERVER_NAME", "")
-    if not host.endswith("]"):  # an IPv6 literal without a port keeps its colons
-        host = host.rpartition(":")[0] or host if ":" in host else host
+    if ":" in host and not host.endswith("]"):  # "[::1]" alone keeps its colons
+        host = host.rpartition(":")[0]
     return host.rstrip(".").lower()
 
 

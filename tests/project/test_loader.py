@@ -198,6 +198,13 @@ def load(tmp_path: Path, text: str, **files: str):
             id="trigger unknown field",
         ),
         pytest.param(
+            "          triggerConfig:\n            authType: anonymous\n"
+            "            methods: [GET]\n",
+            "",
+            "13: resources.api.props.triggers[0].triggerConfig: required",
+            id="trigger without config",
+        ),
+        pytest.param(
             "      functionName: api\n", "",
             "6: resources.api.props.functionName: required", id="functionName missing",
         ),

@@ -136,6 +136,13 @@ def test_an_unknown_host_with_several_domains_is_domain_name_not_found():
     assert answer.json["Message"] == "domain name 'other.example.com' does not exist"
 
 
+@pytest.mark.parametrize("host", ["[::1]", "[::1]:9000"])
+def test_an_ipv6_host_keeps_its_colons(host):
+    app, _ = served()
+    answer = app.get("/users", extra_environ={"HTTP_HOST": host}, status=404)
+    assert answer.json["Message"] == "domain name '[::1]' does not exist"
+
+
 def test_one_domain_takes_every_host():
     app, _ = served(FC2_TEMPLATE)
     for host in ("127.0.0.1:9000", "http-function.hello-world-service.localhost", "x.test"):
