@@ -89,6 +89,7 @@ def _function(key: str, props: Node, config: Mapping[str, Any], reading: Reading
             code_dir=code_dir,
             environment=env,
             service=service,
+            has_http_trigger=trigger is not None,
             trigger=mapping,
             skipped=skipped,
         )

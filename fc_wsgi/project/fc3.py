@@ -84,6 +84,7 @@ def _function(key: str, props: Node, config: Mapping[str, Any], reading: Reading
             handler=handler,
             code_dir=code_dir,
             environment=env,
+            has_http_trigger=trigger is not None,
             trigger=mapping,
             skipped=skipped,
         )

@@ -112,7 +112,7 @@ def _domain(
                 f"{route.declared_at}: routes to {route.function!r}, which is no function "
                 f"of this project (functions: {known})"
             )
-        if not target.http:
+        if not target.served:
             reading.ignored.append((route.declared_at, f"route to {target.key}: {target.skipped}"))
             continue
         key = (route.path, frozenset(route.methods))

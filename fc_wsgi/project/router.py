@@ -102,7 +102,7 @@ class Router:
         self._apps: dict[tuple[str, bool, str | None], WSGIApplication] = {}
         functions = {function.key: function for function in project.served}
         self._default = {key: self._app(f, default_domain=True) for key, f in functions.items()}
-        self._unserved = {f.key: f.skipped or "" for f in project.functions if not f.http}
+        self._unserved = {f.key: f.skipped or "" for f in project.functions if not f.served}
         self._services = {f.service for f in project.functions}
         self._domains = {
             domain.name: _Domain(

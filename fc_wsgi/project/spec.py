@@ -78,6 +78,7 @@ class FunctionSpec:
     code_dir: Path | None  #: absolute
     environment: Mapping[str, str]
     service: str | None = None  #: FC 2.0 only
+    has_http_trigger: bool = False
     #: ``make_trigger_app``'s mapping; None when the function cannot be served.
     trigger: Mapping[str, Any] | None = field(default=None, repr=False)
     skipped: str | None = None
@@ -88,8 +89,8 @@ class FunctionSpec:
         return f"{self.service}/{self.name}" if self.service is not None else self.name
 
     @property
-    def http(self) -> bool:
-        """Whether it is served: it has an HTTP trigger and code we can load."""
+    def served(self) -> bool:
+        """Whether it is served: an HTTP trigger, a Python runtime and a local code folder."""
         return self.trigger is not None
 
 
@@ -134,7 +135,7 @@ class Project:
 
     @property
     def served(self) -> tuple[FunctionSpec, ...]:
-        return tuple(function for function in self.functions if function.http)
+        return tuple(function for function in self.functions if function.served)
 
     def function(self, name: str) -> FunctionSpec:
         """The function called ``name``: its key, or its plain name when that is unique."""

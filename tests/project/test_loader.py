@@ -108,7 +108,11 @@ def test_shop_lists_the_timer_function_as_skipped():
     project = load_project(SHOP)
     assert [f.key for f in project.served] == ["users", "orders", "static"]
     cleanup = project.function("cleanup")
-    assert (cleanup.http, cleanup.skipped) == (False, "no HTTP trigger; not served")
+    assert (cleanup.served, cleanup.has_http_trigger, cleanup.skipped) == (
+        False,
+        False,
+        "no HTTP trigger; not served",
+    )
     assert cleanup.handler == "index.cleanup"
 
 
@@ -347,7 +351,7 @@ def test_functions_that_cannot_be_served_are_listed_with_the_reason(
 ):
     project = load(tmp_path, BASE.replace(old, new) + DOMAIN, **{"code.zip": "PK"})
     (function,) = project.functions
-    assert not function.http and reason in function.skipped
+    assert not function.served and reason in function.skipped
     assert project.served == ()
     assert project.domains[0].routes == ()
     ((where, why),) = project.ignored
@@ -414,7 +418,7 @@ services:
         "qualifier": "prod",
     }
     # fc's default runtime is nodejs10: a function that names none is not served.
-    assert (other.runtime, other.http) == ("nodejs10", False)
+    assert (other.runtime, other.has_http_trigger, other.served) == ("nodejs10", True, False)
     (domain,) = project.domains
     assert [(r.path, r.function) for r in domain.routes] == [("/x", "svc/fn")]
     assert project.ignored[0][1].startswith("route to svc/other: runtime nodejs10")
