@@ -5,6 +5,7 @@ one trigger stack per function behind FC's default endpoint and the custom domai
 (fc-spec-runtime sections 18 and 19).
 """
 
+from .describe import describe_project
 from .loader import load_project
 from .router import Router
 from .spec import DomainSpec, Endpoint, FunctionSpec, Project, RewriteConfig, RouteSpec
@@ -17,5 +18,6 @@ __all__ = [
     "RewriteConfig",
     "RouteSpec",
     "Router",
+    "describe_project",
     "load_project",
 ]
