@@ -175,8 +175,11 @@ class Router:
             environ["PATH_INFO"] = "/"
         environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + mount
         if self.profile == "fc3":  # the trigger URL of an FC 3.0 function has no prefix
-            rest = received[len(mount) :] if received.startswith(mount) else received
-            received = rest if rest.startswith("/") else "/" + rest
+            if received.startswith(mount):
+                rest = received[len(mount) :]
+                received = rest if rest.startswith("/") else "/" + rest
+            else:  # the client encoded the prefix differently: rebuild from the decoded path
+                received = _uri(environ["PATH_INFO"], environ.get("QUERY_STRING", ""), "latin-1")
         environ["fc.request_uri"] = received
         return app(environ, start_response)
 
@@ -211,8 +214,12 @@ def _received_uri(environ: WSGIEnvironment) -> str:
     if uri and uri.startswith("/"):
         return uri
     path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
-    encoded = quote(path, safe=_URI_SAFE, encoding="latin-1") or "/"
-    query = environ.get("QUERY_STRING")
+    return _uri(path, environ.get("QUERY_STRING", ""), "latin-1")
+
+
+def _uri(path: str, query: str, encoding: str) -> str:
+    """A request URI from a decoded path (WSGI's latin-1 text, or UTF-8 text) and the query."""
+    encoded = quote(path, safe=_URI_SAFE, encoding=encoding) or "/"
     return f"{encoded}?{query}" if query else encoded
 
 
@@ -223,6 +230,4 @@ def _apply_rewrite(environ: WSGIEnvironment, rewritten: str) -> None:
     if has_query:
         environ["QUERY_STRING"] = query
     environ["PATH_INFO"] = path.encode("utf-8").decode("latin-1")
-    query = environ.get("QUERY_STRING", "")
-    encoded = quote(path, safe=_URI_SAFE)
-    environ["fc.request_uri"] = f"{encoded}?{query}" if query else encoded
+    environ["fc.request_uri"] = _uri(path, environ.get("QUERY_STRING", ""), "utf-8")

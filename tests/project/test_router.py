@@ -250,6 +250,12 @@ def test_request_uri_is_the_raw_target_when_the_server_keeps_it():
         PATH_INFO="/2023-03-30/proxy/users/~me", RAW_URI="/2023-03-30/proxy/users/%7Eme?a=1"
     )
     assert json.loads(recorder.run(validator(router), fc3))["request_uri"] == "/%7Eme?a=1"
+    encoded_prefix = make_environ(
+        PATH_INFO="/2023-03-30/proxy/users/~me",
+        QUERY_STRING="a=1",
+        RAW_URI="/2023-03-30/proxy/%75sers/~me?a=1",
+    )
+    assert json.loads(recorder.run(validator(router), encoded_prefix))["request_uri"] == "/~me?a=1"
 
 
 def test_the_stacks_iterable_is_passed_through_and_closed():
