@@ -43,8 +43,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from fc_wsgi.dispatch import Journal  # noqa: E402
-from fc_wsgi.dispatch.journal import StoredRequest  # noqa: E402
+from fc_wsgi.dispatch import Journal, StoredRequest  # noqa: E402
 from fc_wsgi.errors import new_request_id  # noqa: E402
 
 APP = "examples.hello:handler"

@@ -41,6 +41,7 @@ from fc_wsgi.cors import FC_EXPOSE_HEADERS, CorsDefaults
 from fc_wsgi.dispatch import AsyncDispatcher
 from fc_wsgi.headers import HeaderFilter
 from fc_wsgi.limits import LimitGuard
+from fc_wsgi.project import DomainSpec, FunctionSpec, Project, Router, RouteSpec
 from fc_wsgi.runtime import FunctionRuntime
 
 #: DESIGN.md: each middleware alone costs less than this per request, in µs.
@@ -206,6 +207,25 @@ _FC_ADDED_HEADERS = [
 ]
 
 
+def twenty_route_router() -> Router:
+    """A project with one function behind a 20-route domain: 10 exact paths, 10 prefixes."""
+    function = FunctionSpec(
+        name="site",
+        resource="site",
+        profile="fc3",
+        runtime="python3.10",
+        handler="index.handler",
+        code_dir=None,
+        environment={},
+        trigger={"authType": "anonymous", "methods": METHODS},
+    )
+    exact = [RouteSpec(f"/page/{i}", "site") for i in range(10)]
+    prefixes = [RouteSpec(f"/api/v{i}/items/*", "site") for i in range(9)]
+    domain = DomainSpec("shop.example.com", routes=(*exact, *prefixes, RouteSpec("/*", "site")))
+    project = Project(Path("s.yaml"), "bench", "3.0.0", "fc3", (function,), (domain,))
+    return Router(project, lambda endpoint: bare)
+
+
 def cases(folder: Path) -> list[tuple[str, WSGIApp, dict[str, Any], bytes | None, bool]]:
     """(name, app, environ, body, is one middleware) for every measured case."""
     import jwt
@@ -238,6 +258,12 @@ def cases(folder: Path) -> list[tuple[str, WSGIApp, dict[str, Any], bytes | None
     keys = [{"id": "k", "secret": secret}]
     function = FunctionConfig(name="bench", max_instances=256)
     with_tail = gunicorn_environ(x_fc_log_type="Tail")
+    router = twenty_route_router()
+    exact_route = gunicorn_environ()
+    exact_route.update(PATH_INFO="/page/9", RAW_URI="/page/9")
+    # The catch-all, after all nine longer prefixes: the longest scan a request can take.
+    last_prefix = gunicorn_environ()
+    last_prefix.update(PATH_INFO="/static/app.js", RAW_URI="/static/app.js")
     return [
         ("bare app (reference)", bare, plain, None, False),
         ("LimitGuard", LimitGuard(bare, methods=METHODS), plain, None, True),
@@ -279,6 +305,8 @@ def cases(folder: Path) -> list[tuple[str, WSGIApp, dict[str, Any], bytes | None
             None,
             True,
         ),
+        ("Router, 20 routes, exact", router, exact_route, None, True),
+        ("Router, 20 routes, last wildcard", router, last_prefix, None, True),
         ("full stack, anonymous+CORS", make_trigger_app(bare, anonymous), plain, None, False),
         (
             "full stack, anonymous+function",
@@ -314,9 +342,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--served", action="store_true", help="also through gunicorn's request/response code"
     )
+    parser.add_argument(
+        "--only", metavar="TEXT", help="only the cases whose name contains TEXT (and the bare app)"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fc-wsgi-micro-") as tmp:
         measured = cases(Path(tmp))
+        if args.only:
+            measured = [measured[0], *(case for case in measured[1:] if args.only in case[0])]
         for name, app, base, body, _ in measured:
             check(name, app, base, body)
         print(

@@ -414,7 +414,7 @@ def drain_journal(server: Server) -> None:
     CPU of the next run."""
     if server.journal is None or not server.journal.exists():
         return
-    from fc_wsgi.dispatch.journal import ACTIVE_STATES, PENDING_STATES
+    from fc_wsgi.dispatch.tasks import ACTIVE_STATES, PENDING_STATES
 
     states = (*PENDING_STATES, *ACTIVE_STATES)
     query = f"SELECT COUNT(*) FROM tasks WHERE state IN ({','.join('?' * len(states))})"

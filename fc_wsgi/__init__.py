@@ -1,7 +1,8 @@
 """fc-wsgi: Alibaba Cloud Function Compute HTTP-trigger behaviour for any WSGI app."""
 
 from .auth.gate import AuthGate
-from .config import ALL_METHODS, FC_EXPOSE_HEADERS, ConfigError, TriggerConfig, load_config
+from .common import ALL_METHODS, FC_EXPOSE_HEADERS
+from .config import ConfigError, TriggerConfig, load_config
 from .cors import CorsDefaults
 from .dispatch import AsyncDispatcher
 from .errors import FcError

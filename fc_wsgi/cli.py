@@ -139,7 +139,7 @@ def _worker(args: argparse.Namespace) -> int:
             "with sqlite, fc-wsgi serve runs them"
         )
     try:
-        from .dispatch.worker import run_worker
+        from .worker import run_worker
     except ImportError as exc:
         raise ConfigError(f"fc-wsgi worker needs pip install 'fc-wsgi[dramatiq]' ({exc})") from None
     return run_worker(args.app, config, args.processes, args.threads or config.async_.workers)
@@ -149,14 +149,6 @@ def _check(args: argparse.Namespace) -> int:
     config = load_config(args.file)
     for name, value in describe(config):
         print(f"{name}: {value}")
-    preflight = (
-        "passed to the app"
-        if config.cors.mode == "fc" and "OPTIONS" in config.methods
-        else "answered by fc-wsgi"
-        if config.cors.mode != "off"
-        else "passed to the app (CORS off)"
-    )
-    print(f"preflight: {preflight}")
     if config.function is not None:
         function = config.function
         instances = function.max_instances or "the workers"
@@ -218,17 +210,17 @@ def _tasks(args: argparse.Namespace) -> int:
 
 
 def _task_records(config: AsyncConfig, args: argparse.Namespace) -> list[Any]:
-    from .dispatch.backend import describe_backend, open_task_store
-    from .dispatch.journal import JournalError
+    from .dispatch.backend import describe_backend, open_backend
+    from .dispatch.tasks import StoreError
 
-    with open_task_store(config) as store:
+    with open_backend(config) as store:
         try:
             if args.action == "list":
                 return store.list_tasks(limit=args.limit)
             if args.action == "retry":
                 return [store.retry(args.task_id)]
             record = store.get(args.task_id)
-        except JournalError as exc:
+        except StoreError as exc:
             raise ConfigError(f"tasks {args.action}: {exc}") from None
     if record is None:
         raise ConfigError(f"no async task {args.task_id!r} in {describe_backend(config)}")

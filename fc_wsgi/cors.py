@@ -18,13 +18,14 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .config import ALL_METHODS, FC_EXPOSE_HEADERS
+from .common import ALL_METHODS, FC_EXPOSE_HEADERS
+from .config import app_answers_preflight
 from .errors import AccessDenied, error_response, request_id
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from .config import Profile
+    from .common import CorsMode, Profile
 
 #: Request headers a browser sends without a preflight (Fetch standard's CORS-safelisted).
 SAFELISTED_HEADERS = frozenset({"accept", "accept-language", "content-language", "content-type"})
@@ -44,7 +45,7 @@ class CorsDefaults:
         self,
         app: WSGIApplication,
         *,
-        mode: str = "fc",
+        mode: CorsMode = "fc",
         allow_origins: Iterable[str] = (),
         allow_methods: Iterable[str] = (),
         allow_headers: Iterable[str] = (),
@@ -68,7 +69,7 @@ class CorsDefaults:
         self._echo_headers = "*" in self.allow_headers
         self._allowed_headers = frozenset(self.allow_headers) | SAFELISTED_HEADERS
         # A preflight reaches the app only in fc mode, when the trigger lets OPTIONS through.
-        self._app_answers_preflight = mode == "fc" and "OPTIONS" in methods
+        self._app_answers_preflight = app_answers_preflight(mode, methods)
 
         fixed: list[tuple[str, str]] = []
         if allow_credentials:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, ClassVar
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIEnvironment
 
-    from .config import Profile
+    from .common import Profile
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,34 @@ class ResourceExhausted(FcError):
 class ResourceThrottled(FcError):
     status = "503 Service Unavailable"
     code = "ResourceThrottled"
+
+
+class DomainNameNotFound(FcError):
+    """A Host that is none of the project's custom domains (fc-spec-runtime 19.2)."""
+
+    status = "404 Not Found"
+    code = "DomainNameNotFound"
+
+
+class DomainRouteNotFound(FcError):
+    """No route of the custom domain matches the path and method (fc-spec-runtime 19.2)."""
+
+    status = "404 Not Found"
+    code = "DomainRouteNotFound"
+
+
+class ServiceNotFound(FcError):
+    """FC 2.0's default endpoint names a service the project does not have."""
+
+    status = "404 Not Found"
+    code = "ServiceNotFound"
+
+
+class FunctionNotFound(FcError):
+    """The default endpoint names a function the project does not serve."""
+
+    status = "404 Not Found"
+    code = "FunctionNotFound"
 
 
 class BadResponse(FcError):

@@ -48,28 +48,11 @@ def make_trigger_app(
     loaded from the section's code root.
     """
     trigger = DEFAULT_TRIGGER if config is None else load_config(config)
-    function = trigger.function
-    wsgi_app = load_app(app) if isinstance(app, str) else app
-    if function is not None:
-        from .runtime import function_app
-
-        wsgi_app = function_app(wsgi_app, function)
-    elif wsgi_app is None:
-        raise ConfigError("function: no app given, and the config has no function section")
+    wsgi_app = _app(app, trigger)
     profile = trigger.profile
     limits = trigger.limits
 
-    stack: WSGIApplication = HeaderFilter(
-        wsgi_app,
-        max_response_header_bytes=limits.max_response_header_bytes,
-        default_domain=trigger.default_domain,
-        profile=profile,
-    )
-    if function is not None:
-        from .runtime import FunctionRuntime
-
-        secrets = [key.secret for key in trigger.access_keys]
-        stack = FunctionRuntime(stack, function=function, profile=profile, hidden_values=secrets)
+    stack = _inner_layers(wsgi_app, trigger)
     async_ = trigger.async_
     stack = AsyncDispatcher(
         stack,
@@ -120,6 +103,44 @@ def make_trigger_app(
             max_age=cors.max_age,
             methods=trigger.methods,
             profile=profile,
+        )
+    return stack
+
+
+def make_task_app(app: WSGIApplication | str | None, config: ConfigSource) -> WSGIApplication:
+    """The app as async tasks run it in ``fc-wsgi worker``: the layers inside AsyncDispatcher
+    ([FunctionRuntime,] HeaderFilter), exactly as :func:`make_trigger_app` stacks them for the
+    local executor."""
+    trigger = load_config(config)
+    return _inner_layers(_app(app, trigger), trigger)
+
+
+def _app(app: WSGIApplication | str | None, trigger: TriggerConfig) -> WSGIApplication:
+    """The innermost app: ``app`` (imported if a string), or the function's handler."""
+    wsgi_app = load_app(app) if isinstance(app, str) else app
+    if trigger.function is not None:
+        from .runtime import function_app
+
+        return function_app(wsgi_app, trigger.function)
+    if wsgi_app is None:
+        raise ConfigError("function: no app given, and the config has no function section")
+    return wsgi_app
+
+
+def _inner_layers(app: WSGIApplication, trigger: TriggerConfig) -> WSGIApplication:
+    """What runs inside AsyncDispatcher: the same for a request served now and a task run later."""
+    stack: WSGIApplication = HeaderFilter(
+        app,
+        max_response_header_bytes=trigger.limits.max_response_header_bytes,
+        default_domain=trigger.default_domain,
+        profile=trigger.profile,
+    )
+    if trigger.function is not None:
+        from .runtime import FunctionRuntime
+
+        secrets = [key.secret for key in trigger.access_keys]
+        stack = FunctionRuntime(
+            stack, function=trigger.function, profile=trigger.profile, hidden_values=secrets
         )
     return stack
 

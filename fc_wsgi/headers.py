@@ -36,7 +36,7 @@ from .errors import (
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from .config import Profile
+    from .common import Profile
 
 #: Request headers FC consumes or forbids, beyond every ``x-fc-*`` (fc-spec.md section 4).
 RESERVED_REQUEST_HEADERS: tuple[str, ...] = ("connection", "keep-alive")

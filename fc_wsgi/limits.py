@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ._wsgi import close_iterable, discard
-from .config import ALL_METHODS
+from ._wsgi import close_iterable, content_length, discard, short_body
+from .common import ALL_METHODS
 from .errors import (
     AccessDenied,
     BodyTooLarge,
@@ -31,10 +31,8 @@ from .errors import (
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from .config import Profile
+    from .common import Profile
 
-# Characters a client may leave unescaped in a path (RFC 3986 pchar and "/").
-_PATH_SAFE = "/;=:@&$,+!~*'()"
 # Header names that the environ keeps without the HTTP_ prefix (PEP 3333).
 _UNPREFIXED_HEADERS = {"CONTENT_TYPE": len("content-type"), "CONTENT_LENGTH": len("content-length")}
 
@@ -108,14 +106,11 @@ class LimitGuard:
         is_async = invocation is not None and invocation.lower() == "async"
         limit = self.max_async_body_bytes if is_async else self.max_body_bytes
         kind = "async" if is_async else "sync"
-        content_length = environ.get("CONTENT_LENGTH")
-        if content_length:
-            # ASCII digits only: also refuses a negative length, and "²" (isdigit, not int).
-            if not (content_length.isascii() and content_length.isdigit()):
-                raise InvalidArgument(f"invalid Content-Length {content_length[:32]!r}")
-            if int(content_length) > limit:
+        length = content_length(environ)
+        if length is not None:
+            if length > limit:
                 raise InvalidArgument(
-                    f"{kind} request body size {content_length} exceeds the limit of {limit} bytes"
+                    f"{kind} request body size {length} exceeds the limit of {limit} bytes"
                 )
             return None
         if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
@@ -155,7 +150,6 @@ class LimitedInput:
         self._stream = stream
         self._limit = limit
         self._left = limit + 1
-        self.overflowed = False
         #: The error every later read raises, and that replaces the app's answer.
         self.failure: InvalidBody | None = None
 
@@ -186,7 +180,6 @@ class LimitedInput:
             raise self.failure from exc
         self._left -= len(data)
         if self._left <= 0:
-            self.overflowed = True
             self.failure = self.error()
             raise self.failure
         return data
@@ -247,7 +240,7 @@ class LengthInput:
     def _ended(self, extra: int) -> InvalidBody:
         received = self._length - self._left + extra
         self._left = 0
-        return InvalidBody(f"request body ended after {received} of {self._length} bytes")
+        return short_body(received, self._length)
 
 
 class _OverflowAnswer:

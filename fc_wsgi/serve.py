@@ -18,7 +18,6 @@ slots released in ``child_exit``).
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -28,13 +27,12 @@ from gunicorn.app.base import BaseApplication
 from .config import ConfigError, TriggerConfig, load_config
 from .dispatch import drain_all, start_all
 from .factory import make_trigger_app
+from .logs import configure_logging
 from .runtime import apply_process_environment, recycle, slots
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
 
-#: Our log lines look like gunicorn's own.
-LOG_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"
 #: gunicorn's hard ceiling for a request line (method + URI + version).
 GUNICORN_MAX_REQUEST_LINE = 8190
 #: Threads beyond instanceConcurrency: they only answer the requests over the cap (429).
@@ -95,8 +93,7 @@ class TriggerServer(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> WSGIApplication:
         # Runs in each worker after fork (once in the master with --preload).
-        if not logging.getLogger().handlers:
-            logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+        configure_logging()
         if self._config.function is not None:
             apply_process_environment(self._config.function, self._config.profile)
         return make_trigger_app(self._app_ref, self._config)

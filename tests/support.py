@@ -2,15 +2,61 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 from wsgiref.validate import validator
 
 import webtest
+
+T = TypeVar("T")
+
+
+class HasLogs(Protocol):
+    def logs(self) -> str: ...
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(
+    check: Callable[[], T],
+    timeout: float = 10.0,
+    what: str = "condition",
+    site: HasLogs | None = None,
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds,
+    showing ``site``'s logs (a served test site) when given."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            import pytest
+
+            pytest.fail(f"not within {timeout:g} s: {what}\n{site.logs() if site else ''}")
+        time.sleep(0.02)
+
+
+#: An HMAC secret of 64 bytes: long enough for HS256, HS384 and HS512.
+HS_SECRET = bytes(range(64))
+
+
+def b64url(data: bytes) -> str:
+    """Base64url without padding, as JWKs and JWTs spell binary values."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def make_environ(**overrides: Any) -> dict[str, Any]:
@@ -73,6 +119,16 @@ class Recorder:
     def header(self, name: str) -> str | None:
         values = [v for n, v in self.headers if n.lower() == name.lower()]
         return ",".join(values) if values else None
+
+
+class FakeClock:
+    """A clock that stands still until a test moves ``now``: inject it as ``clock=``."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def validated(middleware: Callable[..., Any], app: Callable[..., Any], **options: Any):
@@ -140,13 +196,49 @@ class Receiver:
         self._thread.join()
 
 
-def write_code(folder: Any, files: dict[str, str]) -> str:
-    """A function's code folder: ``{"index.py": source, "pkg/mod.py": ...}``; its path."""
-    from pathlib import Path
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    """Write ``files`` (path relative to ``root`` → text) under ``root``, folders included."""
+    for name, text in files.items():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    return root
 
-    root = Path(folder)
-    for name, source in files.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(source, encoding="utf-8")
-    return str(root)
+
+def handler_app(function: Any) -> Callable[..., Iterable[bytes]]:
+    """A project function's ``module.func`` handler, loaded from its code folder by file path.
+
+    A stand-in for the function runtime (not this package's): the module gets a name of its
+    own, so two functions' ``index.py`` never share ``sys.modules``, and the function's
+    environment variables are put in ``environ`` as FC's Python runtime does.
+    """
+    import importlib.util
+
+    module_name, _, attr = function.handler.rpartition(".")
+    file = function.code_dir / (module_name.replace(".", "/") + ".py")
+    spec = importlib.util.spec_from_file_location(f"_project_{function.name}_{module_name}", file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    handler = getattr(module, attr)
+    variables = dict(function.environment)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        for name, value in variables.items():
+            environ.setdefault(name, value)
+        return handler(environ, start_response)
+
+    return app
+
+
+def project_app(path: Path | str, journals: Path | None = None, **options: Any):
+    """``Router`` over real trigger stacks of a project, its handlers from :func:`handler_app`."""
+    from fc_wsgi import make_trigger_app
+    from fc_wsgi.project import Router, load_project
+
+    def build(endpoint: Any) -> Callable[..., Iterable[bytes]]:
+        mapping = {key: value for key, value in endpoint.trigger.items() if key != "function"}
+        if journals is not None:  # one journal per function
+            mapping["async"] = {"journal": str(journals / f"{endpoint.function.name}.sqlite3")}
+        return make_trigger_app(handler_app(endpoint.function), mapping)
+
+    return Router(load_project(path, **options), build)

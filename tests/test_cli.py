@@ -90,8 +90,7 @@ def test_sign_takes_the_secret_from_the_environment(monkeypatch, capsys):
 
 
 def test_tasks_list_show_and_retry(tmp_path, capsys):
-    from fc_wsgi.dispatch import Journal
-    from fc_wsgi.dispatch.journal import StoredRequest
+    from fc_wsgi.dispatch import Journal, StoredRequest
 
     journal_path = tmp_path / "async.sqlite3"
     config = tmp_path / "t.json"

@@ -122,3 +122,12 @@ def test_a_function_section_adds_the_runtime_between_dispatcher_and_filter(tmp_p
         layer = layer.app
     assert layers == ["LimitGuard", "AsyncDispatcher", "FunctionRuntime", "HeaderFilter"]
     assert isinstance(layer, FunctionHandler) and layer.handler is hello_app
+
+
+def test_async_tasks_of_the_dramatiq_worker_get_the_function_runtime_too(tmp_path):
+    from fc_wsgi.factory import make_task_app
+    from fc_wsgi.runtime import FunctionRuntime
+
+    config = {"authType": "anonymous", "methods": ["GET"],
+              "function": {"codeUri": str(tmp_path)}}  # fmt: skip
+    assert isinstance(make_task_app(hello_app, config), FunctionRuntime)

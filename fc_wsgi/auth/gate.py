@@ -15,14 +15,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..config import SIGNATURE_SCHEMES
+from ..common import MAX_SKEW_SECONDS, SDK_VARIANTS, SIGNATURE_SCHEMES
 from ..errors import AccessDenied, FcError, error_response
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from ..config import AccessKey, Profile
-    from .jwt import JwtAuthConfig
+    from ..common import AuthType, Clock, Profile
+    from ..config import AccessKey
+    from ..jwt_config import JwtAuthConfig
+    from .jwks import FetchJwks
 
 #: FC's message for a trigger whose public URL is disabled (fc-spec.md section 6).
 URL_DISABLED_MESSAGE = "access denied due to function internet URL is disable"
@@ -35,16 +37,16 @@ class AuthGate:
         self,
         app: WSGIApplication,
         *,
-        auth_type: str = "anonymous",
+        auth_type: AuthType = "anonymous",
         auth_config: Mapping[str, Any] | str | JwtAuthConfig | None = None,
         access_keys: Iterable[AccessKey] = (),
         profile: Profile = "fc3",
         disable_url_internet: bool = False,
         signature_schemes: Iterable[str] = SIGNATURE_SCHEMES,
-        max_skew_seconds: int = 900,
-        sdk_variants: bool = True,
-        fetch_jwks: Callable[[str, float], bytes] | None = None,
-        clock: Callable[[], float] = time.time,
+        max_skew_seconds: int = MAX_SKEW_SECONDS,
+        sdk_variants: bool = SDK_VARIANTS,
+        fetch_jwks: FetchJwks | None = None,
+        clock: Clock = time.time,
     ) -> None:
         self.app = app
         self.auth_type = auth_type
@@ -64,7 +66,8 @@ class AuthGate:
                 sdk_variants=sdk_variants,
             ).verify
         elif auth_type == "jwt":
-            from .jwt import JwtAuthConfig, JwtVerifier, parse_auth_config
+            from ..jwt_config import JwtAuthConfig, parse_auth_config
+            from .jwt import JwtVerifier
 
             if auth_config is None:
                 raise ValueError("auth_type 'jwt' needs auth_config (FC's authConfig)")

@@ -14,8 +14,9 @@ Choices where FC publishes no answer (fc-spec.md 13):
 - ``sdk_variants=True`` also accepts the strings real SDKs sign where they depart from the
   spec (8.2 "SDK variance"): the query in the order sent (Alibaba's newest Python trigger
   helper does not sort), bare ``key`` signed as ``key=`` (Go), an ACS3 path re-encoded from
-  the decoded one and ACS3 names left unencoded (Alibaba's Python util). Off by default, as
-  13.5 says; each candidate is checked in constant time and only distinct ones are computed.
+  the decoded one and ACS3 names left unencoded (Alibaba's Python util). On by default, since
+  FC accepts what its own SDKs sign (13.5); each candidate is checked in constant time and only
+  distinct ones are computed.
 - Servers join repeated headers with ``,`` in arrival order, so an ACS3 header value holding a
   comma is tried both as one value and as several (split, trimmed, sorted). One of the two is
   what the client signed; neither lets a different request through.
@@ -30,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import itertools
 import logging
 import time
@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
+from .._wsgi import read_body, replay_body
+from ..common import MAX_BODY_BYTES, MAX_SKEW_SECONDS, SDK_VARIANTS, SIGNATURE_SCHEMES
 from ..errors import (
     AccessDenied,
     InvalidAccessKeyID,
@@ -71,10 +73,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Scheme names, as ``schemes=`` takes them.
-SCHEMES: tuple[str, ...] = ("fc", "signed-url", "acs3")
-#: FC's clock skew limit for signed requests, in seconds (fc-spec.md 8.2).
-MAX_SKEW_SECONDS = 900
 #: FC's answer to any signature that does not match (fc-spec.md section 6).
 SIGNATURE_NOT_MATCH_MESSAGE = (
     "The request signature we calculated does not match the signature you provided. "
@@ -83,7 +81,6 @@ SIGNATURE_NOT_MATCH_MESSAGE = (
 MISSING_DATE_MESSAGE = "required HTTP header Date was not specified"
 MISSING_AUTHORIZATION_MESSAGE = "required HTTP header Authorization was not specified"
 
-_BODY_CHUNK_BYTES = 64 * 1024
 _SIGNATURE_PARAM = b"x-fc-signature"
 _ACS3_PREFIX = ACS3_ALGORITHM + " "
 #: ACS3 signed-header names whose environ key has no ``HTTP_`` prefix (PEP 3333).
@@ -100,17 +97,16 @@ class SignatureVerifier:
         self,
         access_keys: Sequence[AccessKey],
         *,
-        schemes: Iterable[str] = SCHEMES,
+        schemes: Iterable[str] = SIGNATURE_SCHEMES,
         max_skew_seconds: int = MAX_SKEW_SECONDS,
         clock: Callable[[], float] = time.time,
-        sdk_variants: bool = False,
+        sdk_variants: bool = SDK_VARIANTS,
     ) -> None:
         accepted = frozenset(schemes)
-        unknown = accepted.difference(SCHEMES)
+        unknown = accepted.difference(SIGNATURE_SCHEMES)
         if unknown:
-            raise ValueError(
-                f"unknown signature scheme {sorted(unknown)[0]!r}; use {', '.join(SCHEMES)}"
-            )
+            schemes_text = ", ".join(SIGNATURE_SCHEMES)
+            raise ValueError(f"unknown signature scheme {sorted(unknown)[0]!r}; use {schemes_text}")
         if not accepted:
             raise ValueError("schemes: accept at least one signature scheme")
         if max_skew_seconds < 0:
@@ -228,7 +224,8 @@ class SignatureVerifier:
         strings = _acs3_strings(environ, signed, payload, variants=self._variants)
         self._match(acs3_signature, secret, strings, _wsgi_bytes(provided.lower()), name, "acs3")
         if payload:
-            body = _replay_body(environ)
+            body = read_body(environ, MAX_BODY_BYTES)
+            replay_body(environ, body)
             actual = hashlib.sha256(body).hexdigest().encode("ascii")
             if not hmac.compare_digest(actual, payload.lower()):
                 log.debug("acs3 body hash mismatch for access key %s", name)
@@ -378,29 +375,6 @@ def _acs3_headers(
         as_sent.append((encoded_name, raw.strip()))
         split.append((encoded_name, acs3_header_value(raw.split(b","))))
     return [as_sent] if split == as_sent else [as_sent, split]
-
-
-def _replay_body(environ: WSGIEnvironment) -> bytes:
-    """Read the body once (never past Content-Length) and hand the app an in-memory copy."""
-    stream = environ["wsgi.input"]
-    length = environ.get("CONTENT_LENGTH")
-    try:
-        left = int(length) if length else None
-    except ValueError:
-        raise InvalidArgument(f"invalid Content-Length '{length}'") from None
-    chunks: list[bytes] = []
-    if left is not None or environ.get("wsgi.input_terminated"):
-        while left is None or left > 0:
-            chunk = stream.read(_BODY_CHUNK_BYTES if left is None else min(left, _BODY_CHUNK_BYTES))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            if left is not None:
-                left -= len(chunk)
-    body = b"".join(chunks)
-    environ["wsgi.input"] = io.BytesIO(body)
-    environ["CONTENT_LENGTH"] = str(len(body))
-    return body
 
 
 def _refused(scheme: str) -> AccessDenied:

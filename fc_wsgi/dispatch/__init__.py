@@ -2,11 +2,13 @@
 
 from .backend import TaskBackend, TaskStore
 from .dispatcher import AsyncDispatcher, drain_all, start_all
-from .journal import Journal, TaskRecord
+from .journal import Journal
+from .tasks import StoredRequest, TaskRecord
 
 __all__ = [
     "AsyncDispatcher",
     "Journal",
+    "StoredRequest",
     "TaskBackend",
     "TaskRecord",
     "TaskStore",

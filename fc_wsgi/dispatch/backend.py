@@ -7,48 +7,26 @@ processes; the Dramatiq backend (:mod:`fc_wsgi.dispatch.dramatiq_backend`) commi
 Redis and ``fc-wsgi worker`` runs them on any number of hosts. The dispatcher sees only
 :class:`TaskBackend`: it stores a task, and starts its local scheduler only when the backend
 says tasks run locally. The CLI sees the read side, :class:`TaskStore`. Both report failures
-with the journal's exceptions (``DuplicateTask``, ``QueueFull``, ``JournalBusy``,
-``JournalError``, ``TaskNotFound``, ``TaskBusy``), so the FC answers do not depend on the
-backend.
+with the exceptions of :mod:`~fc_wsgi.dispatch.tasks` (``DuplicateTask``, ``QueueFull``,
+``StoreBusy``, ``StoreError``, ``TaskNotFound``, ``TaskBusy``), so the FC answers do not
+depend on the backend.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
-from urllib.parse import urlsplit, urlunsplit
 
+from ..common import redact_url
 from ..config import ConfigError
-from .journal import (
-    DuplicateTask,
-    Journal,
-    JournalBusy,
-    JournalError,
-    QueueFull,
-    StoredRequest,
-    TaskBusy,
-    TaskNotFound,
-    TaskRecord,
-)
+from .journal import Journal
+from .tasks import StoredRequest, TaskRecord
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from ..config import AsyncConfig
 
-__all__ = [
-    "DuplicateTask",
-    "JournalBusy",
-    "JournalError",
-    "QueueFull",
-    "TaskBackend",
-    "TaskBusy",
-    "TaskNotFound",
-    "TaskStore",
-    "open_backend",
-    "describe_backend",
-    "open_task_store",
-    "redact_url",
-]
+__all__ = ["TaskBackend", "TaskStore", "describe_backend", "open_backend"]
 
 #: What to install when ``async.backend`` is ``dramatiq`` and Dramatiq is missing.
 DRAMATIQ_EXTRA = "pip install 'fc-wsgi[dramatiq]'"
@@ -101,8 +79,8 @@ class TaskBackend(TaskStore, Protocol):
     ) -> None:
         """Store a new task durably before returning; run it at ``due`` (wall-clock seconds).
 
-        Raises :class:`DuplicateTask`, :class:`QueueFull`, :class:`JournalBusy` (the store is
-        busy or unreachable: FC's 503) or :class:`JournalError` (FC's 500); on any of them
+        Raises :class:`DuplicateTask`, :class:`QueueFull`, :class:`StoreBusy` (the store is
+        busy or unreachable: FC's 503) or :class:`StoreError` (FC's 500); on any of them
         nothing was accepted.
         """
 
@@ -126,22 +104,6 @@ def open_backend(config: AsyncConfig) -> Journal | TaskBackend:
     raise ConfigError(f"async.backend: unknown backend {config.backend!r}")
 
 
-def open_task_store(config: AsyncConfig) -> TaskStore:
-    """The read side for ``fc-wsgi tasks`` (a context manager)."""
-    return open_backend(config)
-
-
 def describe_backend(config: AsyncConfig) -> str:
     """Where tasks live, for messages: the journal path, or the broker URL without secrets."""
     return redact_url(config.broker_url) if config.backend == "dramatiq" else config.journal
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password or query string, which may carry secrets."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    if parts.username:
-        netloc = f"{parts.username}:***@{netloc}"
-    elif parts.password:
-        netloc = f":***@{netloc}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

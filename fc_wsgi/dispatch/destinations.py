@@ -31,8 +31,8 @@ from ..config import ConfigError, DestinationConfig
 from .runner import UNHANDLED
 
 if TYPE_CHECKING:
-    from .journal import TaskRecord
     from .runner import Outcome
+    from .tasks import TaskRecord
 
 log = logging.getLogger(__name__)
 

@@ -52,19 +52,19 @@ from dramatiq.middleware import Middleware
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry as RedisRetry
 
+from ..common import redact_url
 from ..config import AsyncConfig, ConfigError
-from .backend import redact_url
-from .journal import (
+from .tasks import (
     ACTIVE_STATES,
     ENQUEUED,
     FAILED,
     RETRYING,
     SUCCEEDED,
     DuplicateTask,
-    JournalBusy,
-    JournalError,
     QueueFull,
+    StoreBusy,
     StoredRequest,
+    StoreError,
     TaskBusy,
     TaskNotFound,
     TaskRecord,
@@ -193,13 +193,13 @@ def task_message(task_id: str, token: str, *, now: float) -> Message[Any]:
 
 @contextmanager
 def redis_errors(what: str) -> Iterator[None]:
-    """Redis failures as the journal's: unreachable or busy → JournalBusy (FC's 503)."""
+    """Redis failures as the journal's: unreachable or busy → StoreBusy (FC's 503)."""
     try:
         yield
     except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
-        raise JournalBusy(f"{what}: Redis unavailable: {exc}") from exc
+        raise StoreBusy(f"{what}: Redis unavailable: {exc}") from exc
     except redis.RedisError as exc:
-        raise JournalError(f"{what}: Redis error: {exc}") from exc
+        raise StoreError(f"{what}: Redis error: {exc}") from exc
 
 
 # -- the task records ------------------------------------------------------------------------

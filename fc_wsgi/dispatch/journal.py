@@ -30,23 +30,29 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-# -- FC's task states (fc-spec.md section 11) --------------------------------------------------
-ENQUEUED = "Enqueued"
-RUNNING = "Running"
-SUCCEEDED = "Succeeded"
-FAILED = "Failed"
-RETRYING = "Retrying"
-EXPIRED = "Expired"
-STOPPING = "Stopping"
-STOPPED = "Stopped"
-INVALID = "Invalid"  # the stored request cannot be decoded (FC: the function is gone)
-STATES = (ENQUEUED, RUNNING, SUCCEEDED, FAILED, RETRYING, EXPIRED, STOPPING, STOPPED, INVALID)
-#: Waiting for their due time; counted against ``max_pending``.
-PENDING_STATES = (ENQUEUED, RETRYING)
-#: Holding a lease.
-ACTIVE_STATES = (RUNNING, STOPPING)
-#: Done for good; pruned after the retention time.
-FINISHED_STATES = (SUCCEEDED, FAILED, EXPIRED, STOPPED, INVALID)
+from .tasks import (
+    ACTIVE_STATES,
+    ENQUEUED,
+    EXPIRED,
+    FAILED,
+    FINISHED_STATES,
+    INVALID,
+    PENDING_STATES,
+    RETRYING,
+    RUNNING,
+    STATES,
+    STOPPED,
+    STOPPING,
+    SUCCEEDED,
+    DuplicateTask,
+    QueueFull,
+    StoreBusy,
+    StoredRequest,
+    StoreError,
+    TaskBusy,
+    TaskNotFound,
+    TaskRecord,
+)
 
 #: How long a write waits for another process's write lock, in seconds.
 BUSY_TIMEOUT_SECONDS = 5.0
@@ -91,75 +97,6 @@ _SUMMARY = (
 # Connections opened before a fork(): the child must neither use nor close them (closing could
 # checkpoint and remove the WAL under the parent's feet), so they are kept here, unreferenced.
 _INHERITED: list[sqlite3.Connection] = []
-
-
-class JournalError(Exception):
-    """The journal could not do what was asked (I/O error, read-only file, corrupt file)."""
-
-
-class JournalBusy(JournalError):
-    """Another process held the write lock longer than the busy timeout."""
-
-
-class DuplicateTask(JournalError):
-    """A task with this id already exists."""
-
-
-class QueueFull(JournalError):
-    """``max_pending`` tasks are already waiting."""
-
-
-class TaskNotFound(JournalError, LookupError):
-    """No task has this id (or request id)."""
-
-
-class TaskBusy(JournalError):
-    """The task holds a lease (Running or Stopping), so it cannot be changed now."""
-
-
-@dataclasses.dataclass(frozen=True)
-class StoredRequest:
-    """What is needed to replay a request: its CGI/``HTTP_*`` environ strings and its body."""
-
-    environ: Mapping[str, str]
-    body: bytes
-
-    @property
-    def method(self) -> str:
-        return self.environ.get("REQUEST_METHOD", "GET")
-
-    @property
-    def path(self) -> str:
-        return self.environ.get("PATH_INFO", "/")
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskRecord:
-    """One task row. ``request`` is loaded by :meth:`Journal.get` and claims, not by listings."""
-
-    id: str
-    request_id: str
-    state: str
-    attempts: int
-    created: float
-    enqueued: float  # age for maxAsyncEventAgeInSeconds is measured from here
-    updated: float
-    due: float
-    started: float | None
-    ended: float | None
-    last_error: str | None
-    status: int | None
-    lease_owner: str | None
-    lease_expiry: float | None
-    method: str
-    path: str
-    request: StoredRequest | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (no body, no headers): for ``fc-wsgi tasks --json``."""
-        data = dataclasses.asdict(self)
-        del data["request"]
-        return data
 
 
 class Journal:
@@ -244,7 +181,7 @@ class Journal:
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
         """A write transaction (BEGIN IMMEDIATE: the write lock up front, no upgrade deadlock)
-        or a plain read; sqlite errors come out as :class:`JournalError`."""
+        or a plain read; sqlite errors come out as :class:`StoreError`."""
         with self._lock:
             try:
                 conn = self._connection()
@@ -262,7 +199,7 @@ class Journal:
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc
             except OSError as exc:
-                raise JournalError(f"journal {self.path}: {exc.strerror or exc}") from exc
+                raise StoreError(f"journal {self.path}: {exc.strerror or exc}") from exc
 
     def _begin_immediate(self, conn: sqlite3.Connection) -> None:
         """Take SQLite's write lock, retrying every few milliseconds until the busy timeout.
@@ -304,8 +241,8 @@ class Journal:
     ) -> None:
         """Store a new task and commit it (fsync) before returning.
 
-        Raises :class:`DuplicateTask`, :class:`QueueFull`, :class:`JournalBusy` or
-        :class:`JournalError`; on any of them nothing was stored.
+        Raises :class:`DuplicateTask`, :class:`QueueFull`, :class:`StoreBusy` or
+        :class:`StoreError`; on any of them nothing was stored.
         """
         now = self._clock() if now is None else now
         environ_json = json.dumps(dict(request.environ), separators=(",", ":"))
@@ -602,9 +539,9 @@ def _decode_request(environ_json: str, body: bytes) -> StoredRequest | None:
     return StoredRequest(environ=environ, body=bytes(body))
 
 
-def _translate(exc: sqlite3.Error, path: str) -> JournalError:
+def _translate(exc: sqlite3.Error, path: str) -> StoreError:
     name = getattr(exc, "sqlite_errorname", "")
     text = str(exc)
     if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
-        return JournalBusy(f"journal {path} is locked: {text}")
-    return JournalError(f"journal {path}: {text}")
+        return StoreBusy(f"journal {path} is locked: {text}")
+    return StoreError(f"journal {path}: {text}")

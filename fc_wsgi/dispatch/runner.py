@@ -24,7 +24,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..errors import REQUEST_ID_KEY
-from .journal import TaskRecord
+from .tasks import TaskRecord
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication, WSGIEnvironment

@@ -26,9 +26,9 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-log = logging.getLogger(__name__)
+from ..common import Clock
 
-Clock = Callable[[], float]
+log = logging.getLogger(__name__)
 
 #: How often the journal is re-read for tasks from other processes and expired leases, seconds.
 RESCAN_INTERVAL_SECONDS = 1.0

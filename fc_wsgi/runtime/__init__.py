@@ -31,7 +31,7 @@ from .timeout import FunctionTimeout
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
 
-    from ..config import FunctionConfig
+    from ..function_config import FunctionConfig
 
 __all__ = [
     "FCContext",

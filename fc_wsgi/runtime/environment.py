@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..config import FunctionConfig
+    from ..function_config import FunctionConfig
 
 #: Keys a WSGI server may set that the process environment must never overwrite.
 CGI_KEYS = frozenset(

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .._wsgi import close_iterable
+from ..dispatch.runner import ATTEMPT_KEY
 from ..errors import (
     REQUEST_ID_KEY,
     ResourceExhausted,
@@ -48,12 +49,11 @@ from .timeout import FunctionTimeout, run_with_deadline
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from ..config import FunctionConfig, Profile
+    from ..common import Profile
+    from ..function_config import FunctionConfig
 
 log = logging.getLogger(__name__)
 
-#: environ key of the async run's number (1 = first run), set by the async runner.
-ASYNC_ATTEMPT_KEY = "fc.async_attempt"
 
 Response = tuple[str, list[tuple[str, str]], list[bytes]]
 
@@ -114,7 +114,7 @@ class FunctionRuntime:
         logtail.install()
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        attempt = environ.get(ASYNC_ATTEMPT_KEY)
+        attempt = environ.get(ATTEMPT_KEY)  # the async run's number, 1 on the first run
         # Async runs have no caller waiting: they wait up to a timeout for a slot, then fail
         # (503 ResourceThrottled) and are retried; sync requests over the cap get 429 at once.
         if not self.slots.acquire(self.timeout_seconds if attempt else 0.0):

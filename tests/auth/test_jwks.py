@@ -1,8 +1,7 @@
-"""JWK Sets: parsing (inline, file), remote fetching with cache, cooldown and last good keys."""
+"""Remote JWK Sets: lazy fetch, cache, refresh cooldown, last good keys, the verifier over them."""
 
 from __future__ import annotations
 
-import base64
 import http.server
 import json
 import logging
@@ -12,183 +11,18 @@ from typing import Any
 
 import jwt as pyjwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
-from support import make_environ
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+from support import FakeClock, make_environ
 
-from fc_wsgi.auth.jwks import (
-    SUPPORTED_ALGORITHMS,
-    KeysUnavailable,
-    RemoteKeySet,
-    load_jwks_file,
-    parse_jwks,
-)
-from fc_wsgi.auth.jwt import CLAIMS_ENVIRON_KEY, JwtVerifier, parse_auth_config
-from fc_wsgi.config import ConfigError
+from fc_wsgi.auth.jwks import KeysUnavailable, RemoteKeySet
+from fc_wsgi.auth.jwt import CLAIMS_ENVIRON_KEY, JwtVerifier
 from fc_wsgi.errors import InvalidToken
+from fc_wsgi.jwkset import SUPPORTED_ALGORITHMS
+from fc_wsgi.jwt_config import parse_auth_config
 
 NOW = 1_700_000_000.0
 ALL = SUPPORTED_ALGORITHMS
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-@pytest.fixture(scope="module")
-def rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def rsa_jwk(key: rsa.RSAPrivateKey, **extra: Any) -> dict[str, Any]:
-    return {**RSAAlgorithm.to_jwk(key.public_key(), as_dict=True), **extra}
-
-
-def ec_jwk(key: ec.EllipticCurvePrivateKey, **extra: Any) -> dict[str, Any]:
-    return {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), **extra}
-
-
-def parse_one(jwk: dict[str, Any], algorithms: tuple[str, ...] = ALL) -> frozenset[str]:
-    keys = parse_jwks({"keys": [jwk]}, "jwks", algorithms=algorithms)
-    key = keys.get(jwk.get("kid"))
-    assert key is not None
-    return key.algorithms
-
-
-# -- parsing -------------------------------------------------------------------------------------
-
-
-def test_algorithms_come_from_the_key(rsa_key):
-    assert parse_one(rsa_jwk(rsa_key, kid="a")) == {
-        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-    }  # fmt: skip
-    assert parse_one(rsa_jwk(rsa_key, kid="a", alg="PS384")) == {"PS384"}
-    assert parse_one(rsa_jwk(rsa_key, kid="a"), ("RS256", "ES256")) == {"RS256"}
-
-
-@pytest.mark.parametrize(
-    ("curve", "alg"),
-    [(ec.SECP256R1(), "ES256"), (ec.SECP384R1(), "ES384"), (ec.SECP521R1(), "ES512")],
-)
-def test_ec_curve_decides_the_algorithm(curve, alg):
-    assert parse_one(ec_jwk(ec.generate_private_key(curve), kid="e")) == {alg}
-
-
-@pytest.mark.parametrize("private", [ed25519.Ed25519PrivateKey, ed448.Ed448PrivateKey])
-def test_okp_keys_verify_eddsa(private):
-    jwk = {**OKPAlgorithm.to_jwk(private.generate().public_key(), as_dict=True), "kid": "o"}
-    assert parse_one(jwk) == {"EdDSA"}
-
-
-@pytest.mark.parametrize(
-    ("length", "algorithms"),
-    [(32, {"HS256"}), (48, {"HS256", "HS384"}), (64, {"HS256", "HS384", "HS512"})],
-)
-def test_hmac_key_length_limits_its_algorithms(length, algorithms):
-    assert parse_one({"kty": "oct", "kid": "h", "k": b64url(bytes(length))}) == algorithms
-
-
-def test_skips_encryption_keys(rsa_key):
-    keys = parse_jwks(
-        {
-            "keys": [
-                rsa_jwk(rsa_key, kid="enc", use="enc"),
-                rsa_jwk(rsa_key, kid="wrap", key_ops=["wrapKey"]),
-                rsa_jwk(rsa_key, kid="sig", use="sig", key_ops=["verify"]),
-            ]
-        },
-        "jwks",
-        algorithms=ALL,
-    )
-    assert keys.get("enc") is None and keys.get("wrap") is None
-    assert keys.get("sig") is not None
-    assert repr(keys) == "KeySet(kids=['sig'])"
-
-
-def test_private_key_material_is_reduced_to_the_public_key(caplog):
-    private = ec.generate_private_key(ec.SECP256R1())
-    jwk = {**ECAlgorithm.to_jwk(private, as_dict=True), "kid": "p"}
-    with caplog.at_level(logging.WARNING, logger="fc_wsgi.auth.jwks"):
-        key = parse_jwks({"keys": [jwk]}, "jwks", algorithms=ALL).get("p")
-    assert isinstance(key.key, ec.EllipticCurvePublicKey)
-    assert "jwks.keys[0] holds private key material" in caplog.text
-    assert jwk["d"] not in caplog.text
-
-
-BAD_KEYS = [
-    ({"kty": "RSA", "kid": "a", "e": "AQAB", "n": "!!!"}, "keys[0]: is not a valid RSA key"),
-    ({"kty": "RSA", "e": "AQAB"}, "keys[0]: is not a valid RSA key"),
-    ({"kty": "EC", "crv": "secp256k1", "x": "AA", "y": "AA"}, "keys[0].crv: must be one of"),
-    ({"kty": "OKP", "crv": "X25519", "x": "AA"}, "keys[0].crv: must be one of Ed25519, Ed448"),
-    ({"kty": "DSA"}, "keys[0].kty: must be one of RSA, EC, OKP, oct"),
-    ({"kty": "oct", "alg": "RS256", "k": "AA"}, "keys[0].alg: 'RS256' does not fit a oct key"),
-    ({"kty": "oct", "kid": 7, "k": "AA"}, "keys[0].kid: must be a non-empty string"),
-    ({"kty": "oct", "k": b64url(b"x" * 16)}, "keys[0]: HMAC key of 16 bytes is below 32"),
-    ({"kty": "oct", "alg": "HS512", "k": b64url(b"x" * 32)}, "keys[0]: HMAC key of 32 bytes"),
-    ("not a JWK", "keys[0]: must be a JWK object"),
-]
-
-
-@pytest.mark.parametrize(("jwk", "message"), BAD_KEYS)
-def test_bad_keys_name_their_path_and_hide_their_material(jwk, message):
-    with pytest.raises(ConfigError) as caught:
-        parse_jwks({"keys": [jwk]}, "authConfig.jwks", algorithms=ALL)
-    assert str(caught.value).startswith(f"authConfig.jwks.{message}")
-    if isinstance(jwk, dict) and "k" in jwk and len(jwk["k"]) > 4:
-        assert jwk["k"] not in str(caught.value)
-
-
-def test_weak_rsa_keys_are_refused():
-    weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
-    with pytest.raises(ConfigError, match=r"keys\[0\]: RSA key of 1024 bits is below 2048"):
-        parse_jwks({"keys": [rsa_jwk(weak)]}, "jwks", algorithms=ALL)
-
-
-def test_key_unusable_under_the_allow_list(rsa_key):
-    with pytest.raises(ConfigError, match=r"keys\[0\]: none of its algorithms .* is allowed"):
-        parse_jwks({"keys": [rsa_jwk(rsa_key, alg="RS256")]}, "jwks", algorithms=("PS256",))
-
-
-def test_duplicate_kids_and_kidless_keys(rsa_key):
-    with pytest.raises(ConfigError, match=r"jwks\.keys\[1\]\.kid: duplicate kid 'a'"):
-        parse_jwks({"keys": [rsa_jwk(rsa_key, kid="a")] * 2}, "jwks", algorithms=ALL)
-    with pytest.raises(ConfigError, match=r"jwks\.keys\[1\]: a second key without kid"):
-        parse_jwks({"keys": [rsa_jwk(rsa_key)] * 2}, "jwks", algorithms=ALL)
-    keys = parse_jwks(
-        {"keys": [rsa_jwk(rsa_key), rsa_jwk(rsa_key, kid="a")]}, "jwks", algorithms=ALL
-    )
-    assert keys.get(None) is not None and keys.get("a") is not None and len(keys) == 2
-
-
-def test_lenient_parsing_skips_what_it_cannot_use(rsa_key, caplog):
-    jwks = {
-        "keys": [{"kty": "DSA", "kid": "x"}, rsa_jwk(rsa_key, kid="a")]
-        + [rsa_jwk(rsa_key, kid="a")]
-    }
-    with caplog.at_level(logging.WARNING, logger="fc_wsgi.auth.jwks"):
-        keys = parse_jwks(jwks, "jwksUrl", algorithms=ALL, strict=False)
-    assert repr(keys) == "KeySet(kids=['a'])"
-    assert "jwksUrl.keys[0].kty" in caplog.text and "jwksUrl.keys[2].kid" in caplog.text
-
-
-def test_jwks_file(tmp_path, rsa_key):
-    file = tmp_path / "keys.json"
-    file.write_text(json.dumps({"keys": [rsa_jwk(rsa_key, kid="f")]}))
-    assert load_jwks_file(str(file), "authConfig.jwksFile", algorithms=ALL).get("f") is not None
-    file.write_text("{oops")
-    with pytest.raises(ConfigError, match=r"^authConfig\.jwksFile: is not valid JSON"):
-        load_jwks_file(str(file), "authConfig.jwksFile", algorithms=ALL)
-
-
-# -- remote key sets -----------------------------------------------------------------------------
-
-
-class Clock:
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class FakeIdp:
@@ -211,17 +45,21 @@ def ec_keys() -> dict[str, ec.EllipticCurvePrivateKey]:
     return {kid: ec.generate_private_key(ec.SECP256R1()) for kid in ("k1", "k2")}
 
 
+def ec_jwk(key: ec.EllipticCurvePrivateKey, **extra: Any) -> dict[str, Any]:
+    return {**ECAlgorithm.to_jwk(key.public_key(), as_dict=True), **extra}
+
+
 def doc(ec_keys: dict[str, Any], *kids: str) -> dict[str, Any]:
     return {"keys": [ec_jwk(ec_keys[kid], kid=kid) for kid in kids]}
 
 
-def remote(idp: FakeIdp, clock: Clock, **options: Any) -> RemoteKeySet:
+def remote(idp: FakeIdp, clock: FakeClock, **options: Any) -> RemoteKeySet:
     options = {"cache_seconds": 300, "cooldown_seconds": 30, "timeout_seconds": 2.5, **options}
     return RemoteKeySet("https://idp/jwks", algorithms=ALL, fetch=idp, clock=clock, **options)
 
 
 def test_remote_keys_are_fetched_lazily_and_cached(ec_keys):
-    idp, clock = FakeIdp(doc(ec_keys, "k1")), Clock()
+    idp, clock = FakeIdp(doc(ec_keys, "k1")), FakeClock(NOW)
     keys = remote(idp, clock)
     assert idp.calls == []
     assert keys.get("k1") is not None
@@ -235,7 +73,7 @@ def test_remote_keys_are_fetched_lazily_and_cached(ec_keys):
 
 
 def test_unknown_kid_refetches_once_per_cooldown(ec_keys):
-    idp, clock = FakeIdp(doc(ec_keys, "k1")), Clock()
+    idp, clock = FakeIdp(doc(ec_keys, "k1")), FakeClock(NOW)
     keys = remote(idp, clock)
     keys.get("k1")
     clock.now += 30
@@ -251,7 +89,7 @@ def test_unknown_kid_refetches_once_per_cooldown(ec_keys):
 
 
 def test_failed_refresh_keeps_the_last_good_keys(ec_keys, caplog):
-    idp, clock = FakeIdp(doc(ec_keys, "k1")), Clock()
+    idp, clock = FakeIdp(doc(ec_keys, "k1")), FakeClock(NOW)
     keys = remote(idp, clock)
     keys.get("k1")
     generation = keys.current_generation()
@@ -273,7 +111,7 @@ def test_failed_refresh_keeps_the_last_good_keys(ec_keys, caplog):
 
 
 def test_first_fetch_failure_is_a_gateway_error_until_the_cooldown_ends(ec_keys):
-    idp, clock = FakeIdp(doc(ec_keys, "k1")), Clock()
+    idp, clock = FakeIdp(doc(ec_keys, "k1")), FakeClock(NOW)
     idp.failure = TimeoutError("timed out")
     keys = remote(idp, clock)
     with pytest.raises(KeysUnavailable) as caught:
@@ -288,7 +126,7 @@ def test_first_fetch_failure_is_a_gateway_error_until_the_cooldown_ends(ec_keys)
 
 
 def test_generation_changes_only_with_the_document(ec_keys):
-    idp, clock = FakeIdp(doc(ec_keys, "k1")), Clock()
+    idp, clock = FakeIdp(doc(ec_keys, "k1")), FakeClock(NOW)
     keys = remote(idp, clock, cache_seconds=0, cooldown_seconds=0)
     keys.get("k1")
     first = keys.current_generation()
@@ -304,11 +142,11 @@ def test_logged_urls_hide_credentials_and_query(ec_keys, caplog):
     idp = FakeIdp(doc(ec_keys, "k1"))
     idp.failure = OSError("down")
     keys = RemoteKeySet(
-        "https://user:pw@idp:8443/jwks?key=s3cret", algorithms=ALL, fetch=idp, clock=Clock()
+        "https://user:pw@idp:8443/jwks?key=s3cret", algorithms=ALL, fetch=idp, clock=FakeClock(NOW)
     )
     with caplog.at_level(logging.ERROR, logger="fc_wsgi.auth.jwks"), pytest.raises(KeysUnavailable):
         keys.get("k1")
-    assert "JWKS fetch from https://idp:8443/jwks failed" in caplog.text
+    assert "JWKS fetch from https://user:***@idp:8443/jwks failed" in caplog.text
     assert "pw" not in caplog.text and "s3cret" not in caplog.text
 
 
@@ -325,7 +163,7 @@ def bearer(token: str) -> dict[str, Any]:
 
 
 def test_verifier_follows_key_rotation(ec_keys):
-    idp, clock = FakeIdp(doc(ec_keys, "k1")), Clock()
+    idp, clock = FakeIdp(doc(ec_keys, "k1")), FakeClock(NOW)
     config = parse_auth_config(
         {"jwksUrl": "https://idp/jwks", "jwksCacheSeconds": 60, "jwksRefreshCooldownSeconds": 10}
     )
@@ -342,7 +180,7 @@ def test_verifier_follows_key_rotation(ec_keys):
 
 
 def test_hot_cached_token_still_sees_a_retired_key(ec_keys):
-    idp, clock = FakeIdp(doc(ec_keys, "k1")), Clock()
+    idp, clock = FakeIdp(doc(ec_keys, "k1")), FakeClock(NOW)
     config = parse_auth_config({"jwksUrl": "https://idp/jwks", "jwksCacheSeconds": 60})
     verifier = JwtVerifier(config, fetch_jwks=idp, clock=clock)
     token = mint(ec_keys, "k1")
@@ -375,7 +213,7 @@ def test_real_jwks_server_stopped_mid_test(ec_keys, caplog):
     stopped = False
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
-        clock = Clock()
+        clock = FakeClock(NOW)
         config = parse_auth_config({"jwksUrl": url, "jwksTimeoutSeconds": 2})
         verifier = JwtVerifier(config, clock=clock)  # the real urllib fetch
         verifier.authenticate(bearer(mint(ec_keys, "k1")))

@@ -1,8 +1,7 @@
-"""JWT authentication: authConfig parsing, token lookup, verification, claim pass-through."""
+"""JWT authentication: token lookup, verification, the token cache, claim pass-through."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -12,59 +11,14 @@ from typing import Any
 import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
-from support import make_environ
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from support import HS_SECRET, b64url, make_environ
 
-from fc_wsgi.auth.jwt import (
-    CLAIMS_ENVIRON_KEY,
-    MAX_TOKEN_BYTES,
-    NO_EXP_CACHE_SECONDS,
-    ClaimPass,
-    JwtVerifier,
-    TokenSource,
-    parse_auth_config,
-)
-from fc_wsgi.config import ConfigError
+from fc_wsgi.auth.jwt import CLAIMS_ENVIRON_KEY, MAX_TOKEN_BYTES, NO_EXP_CACHE_SECONDS, JwtVerifier
 from fc_wsgi.errors import InvalidArgument, InvalidToken
+from fc_wsgi.jwt_config import ClaimPass, parse_auth_config
 
 NOW = 1_700_000_000.0
-HS_SECRET = bytes(range(64))  # 64 bytes: long enough for HS256, HS384 and HS512
-
-
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-@pytest.fixture(scope="module")
-def keys() -> dict[str, Any]:
-    """Real keys, generated once for this module."""
-    return {
-        "rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
-        "ec256": ec.generate_private_key(ec.SECP256R1()),
-        "ec384": ec.generate_private_key(ec.SECP384R1()),
-        "ec521": ec.generate_private_key(ec.SECP521R1()),
-        "ed": ed25519.Ed25519PrivateKey.generate(),
-        "hs": HS_SECRET,
-        "other_ec256": ec.generate_private_key(ec.SECP256R1()),
-    }
-
-
-@pytest.fixture(scope="module")
-def jwks(keys: dict[str, Any]) -> dict[str, Any]:
-    def public(kid: str, to_jwk: Callable[..., dict[str, Any]]) -> dict[str, Any]:
-        return {**to_jwk(keys[kid].public_key(), as_dict=True), "kid": kid}
-
-    return {
-        "keys": [
-            public("rsa", RSAAlgorithm.to_jwk),
-            public("ec256", ECAlgorithm.to_jwk),
-            public("ec384", ECAlgorithm.to_jwk),
-            public("ec521", ECAlgorithm.to_jwk),
-            public("ed", OKPAlgorithm.to_jwk),
-            {"kty": "oct", "kid": "hs", "k": b64url(HS_SECRET)},
-        ]
-    }
 
 
 KID_FOR_ALG = {
@@ -382,24 +336,6 @@ def test_refused_tokens_are_not_cached(mint, verifier, clock):
     check.authenticate(bearer(token))
 
 
-def test_token_cache_is_a_bounded_lru():
-    from fc_wsgi.auth.jwt import TokenCache, _Grant
-
-    def grant(expires_at: float = NOW + 60) -> _Grant:
-        return _Grant(expires_at, 0, {}, (), (), (), ())
-
-    cache = TokenCache(max_entries=2)
-    cache.put("a", grant())
-    cache.put("b", grant())
-    assert cache.get("a", NOW, 0) is not None  # "a" is now the most recent
-    cache.put("c", grant())
-    assert cache.get("b", NOW, 0) is None
-    assert cache.get("a", NOW, 0) is not None
-    assert cache.get("c", NOW, 0) is not None
-    assert cache.get("c", NOW, 1) is None  # another key generation: dropped
-    assert len(cache) == 1
-
-
 # -- token lookup ---------------------------------------------------------------------------------
 
 
@@ -612,18 +548,7 @@ def test_whitelisted_path_needs_no_token(verifier):
     refused(verifier(whitelist=["/public/*"]), make_environ(PATH_INFO="/private"))
 
 
-# -- authConfig -----------------------------------------------------------------------------------
-
-
-def test_defaults(jwks):
-    config = parse_auth_config({"jwks": jwks})
-    assert config.token_lookup == (TokenSource("header", "Authorization", "Bearer"),)
-    assert config.claim_pass_by == ()
-    assert config.leeway_seconds == 0
-    assert (config.jwks_cache_seconds, config.jwks_refresh_cooldown_seconds) == (300, 30)
-    assert config.jwks_timeout_seconds == 5
-    assert "EdDSA" in config.algorithms and "none" not in config.algorithms
-    assert HS_SECRET.hex() not in repr(config) and b64url(HS_SECRET) not in repr(config)
+# -- authConfig forms the verifier takes -----------------------------------------------------------
 
 
 def test_fc_json_string_form(keys, mint, clock):
@@ -645,108 +570,9 @@ def test_fc_json_string_form(keys, mint, clock):
     refused(check, bearer(mint("PS256", kid=None)))  # the JWK's alg pins RS256
 
 
-def test_keys_are_case_insensitive(jwks):
-    config = parse_auth_config(
-        {"JWKS": jwks, "TokenLookup": "cookie:t", "ClaimPassBy": "query::", "WhiteList": ["/p"]}
-    )
-    assert config.token_lookup == (TokenSource("cookie", "t"),)
-    assert config.claim_pass_by == ()  # Serverless Devs' "nothing"
-    assert config.whitelist == ("/p",)
-
-
-def test_extensions(jwks):
-    config = parse_auth_config(
-        {
-            "jwks": {"keys": jwks["keys"][:2]},  # the RSA and P-256 keys
-            "tokenLookup": ["header:X-Token", "query:t"],
-            "claimPassBy": ["cookie:sub:uid", "form:sub:uid"],
-            "algorithms": ["ES256", "RS256"],
-            "leewaySeconds": 5,
-            "issuer": "https://idp",
-            "audience": ["a", "b"],
-        }
-    )
-    assert [s.kind for s in config.token_lookup] == ["header", "query"]
-    assert config.algorithms == ("ES256", "RS256")
-    assert config.issuer == ("https://idp",) and config.audience == ("a", "b")
-
-
-BAD_CONFIGS = [
-    ({"tokenLookup": "bearer:Authorization"}, "authConfig.tokenLookup[0]: must start with"),
-    ({"tokenLookup": "header:X,cookie:c:Bearer"}, "authConfig.tokenLookup[1]: only header"),
-    ({"tokenLookup": "header:"}, "authConfig.tokenLookup[0]: needs a header name"),
-    ({"tokenLookup": "header:Bad Name"}, "authConfig.tokenLookup[0]: needs a header name"),
-    ({"tokenLookup": 7}, "authConfig.tokenLookup: must be a string or an array"),
-    ({"ClaimPassBy": "header:uid"}, "authConfig.ClaimPassBy[0]: must be <position>"),
-    ({"claimPassBy": "body:uid:x"}, "authConfig.claimPassBy[0]: position must be one of"),
-    ({"claimPassBy": "header:uid:"}, "authConfig.claimPassBy[0]: needs both"),
-    ({"claimPassBy": "header:a:x-a,header:b:X-A"}, "authConfig.claimPassBy[1]: header X-A is"),
-    ({"claimPassBy": "header:a:content-length"}, "authConfig.claimPassBy[0]: cannot overwrite"),
-    ({"whitelist": ["/a"], "blacklist": ["/b"]}, "authConfig.blacklist: cannot be combined"),
-    ({"whitelist": "/a"}, "authConfig.whitelist: must be an array"),
-    ({"blacklist": ["admin/*"]}, 'authConfig.blacklist[0]: must be a path starting with "/"'),
-    ({"algorithms": ["RS256", "none"]}, "authConfig.algorithms[1]: unsigned tokens"),
-    ({"algorithms": ["HS1"]}, "authConfig.algorithms[0]: must be one of"),
-    ({"algorithms": []}, "authConfig.algorithms: must be a non-empty array"),
-    ({"leewaySeconds": -1}, "authConfig.leewaySeconds: must be 0..86400 seconds, got -1"),
-    ({"leewaySeconds": "5"}, "authConfig.leewaySeconds: must be a number"),
-    ({"jwksTimeoutSeconds": 0}, "authConfig.jwksTimeoutSeconds: must be 0.1..120"),
-    ({"issuer": ""}, "authConfig.issuer[0]: must be a non-empty string"),
-    ({"audience": []}, "authConfig.audience: must be a string or a non-empty array"),
-    ({"jwksUrl": "https://idp/jwks"}, "authConfig.jwksUrl: give only one"),
-    ({"Jwks": {"keys": []}}, "authConfig.Jwks: given twice (also as jwks)"),
-    ({"tokenlookupp": "x"}, "authConfig.tokenlookupp: unknown field"),
-]
-
-
-@pytest.mark.parametrize(("extra", "message"), BAD_CONFIGS)
-def test_bad_values_name_their_field(extra, message, jwks):
-    with pytest.raises(ConfigError) as caught:
-        parse_auth_config({"jwks": jwks, **extra})
-    assert str(caught.value).startswith(message)
-
-
-@pytest.mark.parametrize(
-    ("raw", "message"),
-    [
-        ({}, "authConfig: needs one of jwks, jwksUrl, jwksFile"),
-        ("", "authConfig: needs one of jwks, jwksUrl, jwksFile"),
-        ("{not json", "authConfig: is not valid JSON"),
-        ([], "authConfig: must be an object, got array"),
-        ({"jwksUrl": "ftp://idp/jwks"}, "authConfig.jwksUrl: must be an http:// or https:// URL"),
-        ({"jwksUrl": "https:///jwks"}, "authConfig.jwksUrl: must be an http:// or https:// URL"),
-        ({"jwks": "[]"}, "authConfig.jwks: must be a JWK Set object"),
-        ({"jwks": {"keys": []}}, "authConfig.jwks.keys: no usable signature key"),
-    ],
-)
-def test_bad_auth_configs(raw, message):
-    with pytest.raises(ConfigError) as caught:
-        parse_auth_config(raw)
-    assert str(caught.value).startswith(message)
-
-
-def test_jwks_problems_never_show_key_material():
-    short = b64url(b"s3cr3t-but-short")
-    with pytest.raises(ConfigError) as caught:
-        parse_auth_config({"jwks": {"keys": [{"kty": "oct", "kid": "a", "k": short}]}})
-    assert str(caught.value).startswith("authConfig.jwks.keys[0]: HMAC key of 16 bytes")
-    assert short not in str(caught.value)
-
-
-def test_two_kidless_keys_are_a_config_error(keys):
-    jwk = ECAlgorithm.to_jwk(keys["ec256"].public_key(), as_dict=True)
-    with pytest.raises(ConfigError, match=r"authConfig\.jwks\.keys\[1\]: a second key without kid"):
-        parse_auth_config({"jwks": {"keys": [jwk, dict(jwk)]}})
-
-
 def test_jwks_file(tmp_path, jwks, mint, clock):
     file = tmp_path / "jwks.json"
     file.write_text(json.dumps(jwks))
     config = parse_auth_config({"jwksFile": str(file)})
     assert config.jwks_file == str(file)
     JwtVerifier(config, clock=clock).authenticate(bearer(mint("EdDSA")))
-
-
-def test_missing_jwks_file_names_the_field(tmp_path):
-    with pytest.raises(ConfigError, match=r"^authConfig\.jwksFile: cannot read .*missing\.json"):
-        parse_auth_config({"jwksFile": str(tmp_path / "missing.json")})

@@ -112,6 +112,8 @@ def request_environ(
 
 
 def verifier(*keys: AccessKey, now: float = NOW, **options: Any) -> SignatureVerifier:
+    """A verifier of fc-spec's strict form unless ``sdk_variants=True`` is asked for."""
+    options.setdefault("sdk_variants", False)
     return SignatureVerifier(keys or (KEY,), clock=lambda: now, **options)
 
 
@@ -410,6 +412,9 @@ def test_sdk_variants_are_accepted_only_when_enabled(url, resource):
     with pytest.raises(SignatureNotMatch):
         verifier().verify(_legacy_request_signed_over(resource, url))
     assert verifier(sdk_variants=True).verify(_legacy_request_signed_over(resource, url)) == "ak"
+    # On by default, in the verifier as in the config (fc-spec.md 13.5).
+    default = SignatureVerifier((KEY,), clock=lambda: NOW)
+    assert default.verify(_legacy_request_signed_over(resource, url)) == "ak"
 
 
 def test_sdk_variants_still_refuse_a_changed_query():

@@ -2,53 +2,28 @@
 
 from __future__ import annotations
 
-import io
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from support import make_environ, wait_for
 
 from fc_wsgi.dispatch import AsyncDispatcher, Journal
 
 
 def _make_environ(body: bytes = b"", **overrides: Any) -> dict[str, Any]:
-    """A complete PEP 3333 environ (QUERY_STRING included, which setup_testing_defaults omits)."""
-    environ: dict[str, Any] = {
+    """support.make_environ as an async POST arrives: a body type and length, always."""
+    defaults = {
         "REQUEST_METHOD": "POST",
-        "SCRIPT_NAME": "",
-        "PATH_INFO": "/",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
         "SERVER_PORT": "9000",
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
         "CONTENT_TYPE": "application/octet-stream",
         "CONTENT_LENGTH": str(len(body)),
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(body),
         "wsgi.errors": sys.stderr,
         "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
     }
-    environ.update(overrides)
-    return environ
-
-
-def _wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it is truthy (integration tests only: threads are involved)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
+    return make_environ(body=body, **{**defaults, **overrides})
 
 
 @pytest.fixture(name="make_environ")
@@ -58,7 +33,7 @@ def make_environ_fixture() -> Callable[..., dict[str, Any]]:
 
 @pytest.fixture(name="wait_for")
 def wait_for_fixture() -> Callable[..., Any]:
-    return _wait_for
+    return wait_for
 
 
 @pytest.fixture

@@ -19,10 +19,11 @@ from wsgiref.validate import validator
 
 import pytest
 import webtest
+from support import FakeClock
 
 from fc_wsgi.config import Destination, DestinationConfig
 from fc_wsgi.dispatch import AsyncDispatcher, Journal, drain_all, start_all
-from fc_wsgi.dispatch.journal import StoredRequest
+from fc_wsgi.dispatch.tasks import StoredRequest
 
 REPO = Path(__file__).resolve().parents[2]  # the checkout, for child processes
 ASYNC = {"X-Fc-Invocation-Type": "Async"}
@@ -94,7 +95,7 @@ def test_sync_requests_pass_through_untouched(make_dispatcher: Any, make_environ
         environ = make_environ(**extra)
         assert dispatcher(environ, lambda s, h, e=None: None) is body  # same iterable
         assert environ.get("HTTP_X_FC_INVOCATION_TYPE") == extra.get("HTTP_X_FC_INVOCATION_TYPE")
-    assert dispatcher._scheduler is None  # no thread for sync traffic
+    assert not dispatcher.running  # no thread for sync traffic
 
 
 def test_async_request_is_committed_before_the_202(
@@ -365,14 +366,6 @@ def test_on_success_record_reaches_a_local_http_server(make_dispatcher: Any, wai
     assert (record["requestPayload"], record["responsePayload"]) == ("ping", "result ping")
 
 
-class FakeClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_old_tasks_expire_instead_of_running(
     make_dispatcher: Any, wait_for: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -411,7 +404,7 @@ def test_tasks_from_another_process_are_found_by_rescan(
     dispatcher.start()  # no request here: the task comes from elsewhere
     code = (
         "import sys\n"
-        "from fc_wsgi.dispatch.journal import Journal, StoredRequest\n"
+        "from fc_wsgi.dispatch import Journal, StoredRequest\n"
         "with Journal(sys.argv[1]) as j:\n"
         "    j.enqueue('elsewhere', 'rid-else', StoredRequest({'PATH_INFO': '/x'}, b'hi'), due=0)\n"
     )
@@ -513,21 +506,23 @@ def test_close_waits_for_running_tasks(make_dispatcher: Any) -> None:
 def test_start_all_and_drain_all(make_dispatcher: Any, wait_for: Any) -> None:
     first, second = make_dispatcher(Recorder()), make_dispatcher(Recorder())
     start_all()
-    assert first._scheduler is not None and second._scheduler is not None
+    assert first.running and second.running
     assert drain_all(timeout=5) is True
-    assert first._scheduler is None and second._scheduler is None
+    assert not first.running and not second.running
     # After close, an async request is still stored (for a restart), not run here.
     client(first).post("/", headers=ASYNC, status=202)
-    assert first._scheduler is None
+    assert not first.running
 
 
 def test_a_forked_process_starts_its_own_threads(make_dispatcher: Any, app: Recorder) -> None:
     dispatcher = make_dispatcher(app)
     dispatcher.start()
-    parent_scheduler = dispatcher._scheduler
-    dispatcher._pid = -1  # as seen in a gunicorn worker forked after --preload
+    executor = dispatcher._executor
+    parent_scheduler = executor._scheduler
+    executor._pid = -1  # as seen in a gunicorn worker forked after --preload
+    assert not dispatcher.running
     client(dispatcher).post("/", headers={**ASYNC, "X-Fc-Async-Delay": "60"}, status=202)
-    assert dispatcher._scheduler is not parent_scheduler and dispatcher._pid == os.getpid()
+    assert dispatcher.running and executor._scheduler is not parent_scheduler
     assert parent_scheduler is not None and parent_scheduler.stop(timeout=5)
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from fc_wsgi.dispatch import Journal, StoredRequest
 from fc_wsgi.dispatch import journal as jr
-from fc_wsgi.dispatch.journal import Journal, StoredRequest
 
 T0 = 1_700_000_000.0
 REQUEST = StoredRequest(
@@ -184,13 +184,13 @@ def test_read_only_and_locked_journals_raise_journal_errors(journal_path: Path) 
         add(writable, "t1")
     with Journal(f"file:{journal_path}?mode=ro") as read_only:
         assert read_only.get("t1") is not None
-        with pytest.raises(jr.JournalError):
+        with pytest.raises(jr.StoreError):
             add(read_only, "t2")
     locker = sqlite3.connect(journal_path, isolation_level=None)
     try:
         locker.execute("BEGIN IMMEDIATE")
         with Journal(journal_path, busy_timeout_seconds=0.05) as blocked:
-            with pytest.raises(jr.JournalBusy):
+            with pytest.raises(jr.StoreBusy):
                 add(blocked, "t3")
         locker.execute("ROLLBACK")
     finally:

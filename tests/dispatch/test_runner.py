@@ -10,7 +10,7 @@ from wsgiref.validate import validator
 
 import pytest
 
-from fc_wsgi.dispatch.journal import StoredRequest, TaskRecord
+from fc_wsgi.dispatch import StoredRequest, TaskRecord
 from fc_wsgi.dispatch.runner import HANDLED, UNHANDLED, NoResponse, build_environ, run_app, run_task
 from fc_wsgi.headers import HeaderFilter
 

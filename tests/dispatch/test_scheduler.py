@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from support import FakeClock
 
 from fc_wsgi.dispatch.scheduler import DelayQueue, Scheduler
 
@@ -53,17 +54,9 @@ def test_a_second_push_only_moves_a_task_earlier() -> None:
     assert queue.pop_due(T0 + 25, limit=10) == (["a"], None)  # stale b@20 skipped
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(T0)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dq_site import free_port
+from support import free_port
 
 REDIS_READY_SECONDS = 10
 

@@ -18,10 +18,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+
+from support import free_port
 
 from tests.e2e.async_app import RUN_LOG_ENV, Run, read_runs
 
@@ -29,16 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.e2e.async_app:app"
 ASYNC = {"X-Fc-Invocation-Type": "Async"}
 READY_SECONDS = 20
-#: What `fc-wsgi worker` logs once its Dramatiq worker runs (fc_wsgi/dispatch/worker.py).
+#: What `fc-wsgi worker` logs once its Dramatiq worker runs (fc_wsgi/worker.py).
 WORKER_READY = "fc-wsgi worker "
-
-T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -183,17 +176,3 @@ def stop(proc: Proc, sig: int = signal.SIGTERM) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(proc.process.pid, signal.SIGKILL)
             proc.process.wait()
-
-
-def wait_for(check: Callable[[], T], timeout: float, what: str, site: Site | None = None) -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            import pytest
-
-            pytest.fail(f"not within {timeout:g} s: {what}\n{site.logs() if site else ''}")
-        time.sleep(0.05)

@@ -14,26 +14,28 @@ import pytest
 pytest.importorskip("dramatiq", reason="the dramatiq extra is not installed")
 
 import redis  # noqa: E402
-from dq_site import free_port  # noqa: E402
-from support import make_environ  # noqa: E402
+from support import (
+    free_port,  # noqa: E402
+    make_environ,  # noqa: E402
+)
 
+from fc_wsgi.common import redact_url  # noqa: E402
 from fc_wsgi.config import ConfigError, load_config  # noqa: E402
 from fc_wsgi.dispatch import AsyncDispatcher  # noqa: E402
 from fc_wsgi.dispatch.backend import (  # noqa: E402
     TaskBackend,
     TaskStore,
     open_backend,
-    redact_url,
 )
 from fc_wsgi.dispatch.dramatiq_backend import (  # noqa: E402
     QUEUE_NAME,
     BrokerSettings,
     DramatiqBackend,
 )
-from fc_wsgi.dispatch.journal import (  # noqa: E402
+from fc_wsgi.dispatch.tasks import (  # noqa: E402
     DuplicateTask,
-    JournalBusy,
     QueueFull,
+    StoreBusy,
     StoredRequest,
     TaskBusy,
     TaskNotFound,
@@ -199,7 +201,7 @@ def test_the_dispatcher_stores_in_redis_and_runs_nothing_itself(backend, recorde
     task = backend.get(rid)
     assert (task.state, task.request.body) == ("Enqueued", b"hi")
     assert task.due == pytest.approx(task.created + 5)
-    assert dispatcher._scheduler is None and dispatcher.close(timeout=1) is True
+    assert not dispatcher.running and dispatcher.close(timeout=1) is True
     assert backend.get(rid) is not None  # an injected backend stays open: the caller's
 
 
@@ -214,9 +216,9 @@ def test_redis_down_is_fcs_503_from_the_dispatcher(recorder):
 
 def test_redis_unreachable_is_busy_and_nothing_is_accepted():
     backend = DramatiqBackend(f"redis://127.0.0.1:{free_port()}/0")
-    with pytest.raises(JournalBusy):
+    with pytest.raises(StoreBusy):
         backend.enqueue("t1", "t1", REQUEST, due=NOW, now=NOW)
-    with pytest.raises(JournalBusy):
+    with pytest.raises(StoreBusy):
         backend.list_tasks()
 
 

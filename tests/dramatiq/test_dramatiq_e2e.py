@@ -22,8 +22,12 @@ import pytest
 
 pytest.importorskip("dramatiq", reason="the dramatiq extra is not installed")
 
-from dq_site import Site, free_port, make_site, stop, wait_for  # noqa: E402
-from support import Receiver  # noqa: E402
+from dq_site import Site, make_site, stop  # noqa: E402
+from support import (  # noqa: E402
+    Receiver,  # noqa: E402
+    free_port,
+    wait_for,
+)
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from servers import Server, free_port, launch, stop, with_journal
+from servers import Server, launch, stop, with_journal
+from support import free_port
 
 
 @pytest.fixture

@@ -14,12 +14,6 @@ ROOT = Path(__file__).resolve().parents[2]
 READY_SECONDS = 20
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Server:
     process: subprocess.Popen[bytes]

@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from async_app import RUN_LOG_ENV, Run, read_runs
-from servers import Server, free_port, launch, stop
-from support import Receiver
+from servers import Server, launch, stop
+from support import Receiver, free_port, wait_for
 
 from fc_wsgi.dispatch import Journal, TaskRecord
 
@@ -37,8 +37,6 @@ ASYNC = {"X-Fc-Invocation-Type": "Async"}
 #: The crash tests' ``async.leaseSeconds``; the wait adds a rescan and a margin.
 CRASH_LEASE_SECONDS = 6
 LEASE_WAIT_SECONDS = CRASH_LEASE_SECONDS + 8
-
-T = TypeVar("T")
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -61,6 +59,9 @@ class Site:
     def task(self, request_id: str) -> TaskRecord | None:
         with Journal(self.journal) as journal:
             return journal.get(request_id)
+
+    def logs(self) -> str:
+        return self.server.output()[-3000:]
 
     def post(self, path: str = "/", body: bytes = b"payload", **headers: str) -> str:
         """An async POST that must be accepted; returns its request id."""
@@ -93,19 +94,6 @@ def request(
         return response.status, dict(response.getheaders()), response.read()
     finally:
         conn.close()
-
-
-def wait_for(check: Callable[[], T], timeout: float, what: str, site: Site | None = None) -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            log = site.server.output()[-3000:] if site is not None else ""
-            pytest.fail(f"not within {timeout:g} s: {what}\n{log}")
-        time.sleep(0.05)
 
 
 def state_is(site: Site, request_id: str, *states: str) -> Callable[[], TaskRecord | None]:

@@ -19,7 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import ROOT, Server, free_port, launch, stop
+from servers import ROOT, Server, launch, stop
+from support import free_port
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install playwright)"

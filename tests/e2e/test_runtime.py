@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import write_code
+from support import write_tree
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +57,7 @@ def serve_function(start_server, tmp_path):
     """``serve_function(function_fields, *extra_args)``: `fc-wsgi serve` without MODULE:APP."""
 
     def run(function: dict, *extra: str, trigger: dict | None = None):
-        code = write_code(tmp_path / "code", {"fn.py": FUNCTION_CODE})
+        code = str(write_tree(tmp_path / "code", {"fn.py": FUNCTION_CODE}))
         variables = {"FN_MARK": str(tmp_path / "initialized"), "FN_RUNS": str(tmp_path / "runs")}
         fields = {"codeUri": code, "handler": "fn.handler", "region": "cn-shenzhen",
                   "environmentVariables": variables, **function}  # fmt: skip

@@ -7,7 +7,8 @@ import json
 import sys
 
 import pytest
-from servers import free_port, launch, stop, with_journal
+from servers import launch, stop, with_journal
+from support import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,8 @@ import sys
 import pytest
 from rawhttp import exchange, request_bytes
 from relsupport import assert_fc_error, jwt_trigger
-from servers import free_port, launch, stop, with_journal
+from servers import launch, stop, with_journal
+from support import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -21,7 +21,8 @@ import time
 import pytest
 from rawhttp import exchange, request_bytes
 from relsupport import assert_fc_error
-from servers import free_port, launch, stop
+from servers import launch, stop
+from support import free_port
 
 from fc_wsgi.dispatch import Journal
 

@@ -17,7 +17,8 @@ import time
 import pytest
 from rawhttp import exchange, parse, request_bytes
 from relsupport import assert_fc_error
-from servers import free_port, launch, stop, with_journal
+from servers import launch, stop, with_journal
+from support import free_port
 
 pytestmark = pytest.mark.e2e
 

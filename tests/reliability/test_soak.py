@@ -21,7 +21,8 @@ import time
 from collections import Counter
 
 import pytest
-from servers import free_port, launch, stop, with_journal
+from servers import launch, stop, with_journal
+from support import free_port
 
 from fc_wsgi.dispatch import Journal
 

@@ -8,7 +8,7 @@ import uuid
 from wsgiref.validate import validator
 
 import pytest
-from support import make_environ, write_code
+from support import make_environ, write_tree
 
 from fc_wsgi import make_trigger_app
 from fc_wsgi.runtime.handler import (
@@ -33,13 +33,11 @@ def unique(prefix: str) -> str:
 
 def test_module_function_and_sub_directories_with_packages(tmp_path):
     name = unique("pkg")
-    root = write_code(
-        tmp_path,
-        {
-            "index.py": "WHO = b'index'\n" + HANDLER,
-            f"{name}/sub/main.py": "WHO = b'main'\n" + HANDLER,
-        },
-    )
+    files = {
+        "index.py": "WHO = b'index'\n" + HANDLER,
+        f"{name}/sub/main.py": "WHO = b'main'\n" + HANDLER,
+    }
+    root = str(write_tree(tmp_path, files))
     assert load_handler("index.handler", root).__module__ == "index"
     # FC: `test.test_code.main.func` -> func in test/test_code/main.py; `/` works as well.
     for handler in (f"{name}.sub.main.handler", f"{name}/sub.main.handler"):
@@ -67,7 +65,7 @@ def test_load_failures_are_fc_errors(tmp_path, source, handler, error, message):
     module = unique("mod")
     handler = handler.replace("MOD", module)
     if source is not None:
-        write_code(tmp_path, {f"{module}.py": source})
+        write_tree(tmp_path, {f"{module}.py": source})
     with pytest.raises(error) as raised:
         load_handler(handler, str(tmp_path))
     assert str(raised.value).startswith(message.replace("MOD", module))
@@ -75,7 +73,7 @@ def test_load_failures_are_fc_errors(tmp_path, source, handler, error, message):
 
 def test_a_load_failure_answers_502_with_fc_body_and_no_traceback(tmp_path, recorder):
     module = unique("broken")
-    write_code(tmp_path, {f"{module}.py": "raise ValueError('bad config')\n"})
+    write_tree(tmp_path, {f"{module}.py": "raise ValueError('bad config')\n"})
     config = {
         "authType": "anonymous",
         "methods": ["GET"],
@@ -98,11 +96,8 @@ def test_two_code_roots_with_the_same_module_names_do_not_collide(tmp_path):
     roots = []
     for who in ("a", "b"):
         source = f"import {helper}\nWHO = {helper}.WHO\n" + HANDLER
-        roots.append(
-            write_code(
-                tmp_path / who, {f"{module}.py": source, f"{helper}.py": f"WHO = b'{who}'\n"}
-            )
-        )
+        files = {f"{module}.py": source, f"{helper}.py": f"WHO = b'{who}'\n"}
+        roots.append(str(write_tree(tmp_path / who, files)))
     first = load_handler(f"{module}.handler", roots[0])
     second = load_handler(f"{module}.handler", roots[1])
     assert first.__globals__["WHO"] == b"a"

@@ -5,12 +5,12 @@ from __future__ import annotations
 import base64
 import uuid
 
-from support import write_code
+from support import write_tree
 
 
 def counting_code(tmp_path, body: str) -> str:
     module = f"init_{uuid.uuid4().hex[:8]}"
-    write_code(tmp_path, {f"{module}.py": f"CALLS = []\n\ndef initializer(context):\n{body}"})
+    write_tree(tmp_path, {f"{module}.py": f"CALLS = []\n\ndef initializer(context):\n{body}"})
     return module
 
 
