@@ -19,6 +19,10 @@ BODY = b'{"hello":"world"}'
 _HEADERS = [("Content-Type", "application/json"), ("Content-Length", str(len(BODY)))]
 #: The peer stack reads the RS256 public key (a JWK, JSON) from the file this names.
 PUBLIC_JWK_ENV = "FCBENCH_JWT_PUBLIC_JWK"
+#: The ``function`` section of the "anonymous+function" stack: the bare app as an FC function.
+#: ``maxInstances`` lifts the per-worker cap above wrk's connections (plain gunicorn gives each
+#: worker its own count), so every answer is the app's 200 and the runtime's cost is measured.
+FUNCTION_SECTION = {"functionName": "bench", "timeout": 30, "maxInstances": 256}
 
 
 def bare(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:

@@ -22,6 +22,7 @@ import json
 import socket
 import sys
 import tempfile
+import threading
 import time
 import timeit
 from collections.abc import Callable, Iterable, Sequence
@@ -31,16 +32,17 @@ from typing import Any
 from gunicorn import SERVER_SOFTWARE
 from gunicorn.http.wsgi import FileWrapper
 
-from benchmarks.apps import BODY, bare
+from benchmarks.apps import BODY, FUNCTION_SECTION, bare
 from fc_wsgi import make_trigger_app
 from fc_wsgi.auth.gate import AuthGate
 from fc_wsgi.auth.signing import sign_headers
-from fc_wsgi.config import AccessKey
+from fc_wsgi.config import AccessKey, FunctionConfig
 from fc_wsgi.cors import FC_EXPOSE_HEADERS, CorsDefaults
 from fc_wsgi.dispatch import AsyncDispatcher
 from fc_wsgi.headers import HeaderFilter
 from fc_wsgi.limits import LimitGuard
 from fc_wsgi.project import DomainSpec, FunctionSpec, Project, Router, RouteSpec
+from fc_wsgi.runtime import FunctionRuntime
 
 #: DESIGN.md: each middleware alone costs less than this per request, in µs.
 BUDGET_US = 3.0
@@ -187,7 +189,15 @@ def with_fc_headers(environ: dict[str, Any], start_response: Any) -> list[bytes]
     return [BODY]
 
 
+def with_function_headers(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """The bare app answering with the two headers a function section adds."""
+    start_response("200 OK", [*_BARE_HEADERS, *_FUNCTION_HEADERS])
+    return [BODY]
+
+
 _BARE_HEADERS = [("Content-Type", "application/json"), ("Content-Length", str(len(BODY)))]
+#: What a function section adds to every answer (fc-spec-runtime.md 17).
+_FUNCTION_HEADERS = [("X-Fc-Invocation-Duration", "1"), ("X-Fc-Max-Memory-Usage", "25.94")]
 _FC_ADDED_HEADERS = [
     ("X-Fc-Request-Id", "1-6b07087a-a0f671db8229ea27b059c0fd"),
     ("Access-Control-Allow-Origin", "http://page.example"),
@@ -246,6 +256,8 @@ def cases(folder: Path) -> list[tuple[str, WSGIApp, dict[str, Any], bytes | None
     with_token = gunicorn_environ(authorization=f"Bearer {token}")
     anonymous = {"authType": "anonymous", "methods": METHODS, "async": {"journal": journal}}
     keys = [{"id": "k", "secret": secret}]
+    function = FunctionConfig(name="bench", max_instances=256)
+    with_tail = gunicorn_environ(x_fc_log_type="Tail")
     router = twenty_route_router()
     exact_route = gunicorn_environ()
     exact_route.update(PATH_INFO="/page/9", RAW_URI="/page/9")
@@ -279,9 +291,30 @@ def cases(folder: Path) -> list[tuple[str, WSGIApp, dict[str, Any], bytes | None
             None,
             True,
         ),
+        (
+            "FunctionRuntime (SIGALRM deadline)",
+            FunctionRuntime(bare, function=function),
+            plain,
+            None,
+            True,
+        ),
+        (
+            "FunctionRuntime, X-Fc-Log-Type: Tail",
+            FunctionRuntime(bare, function=function),
+            with_tail,
+            None,
+            True,
+        ),
         ("Router, 20 routes, exact", router, exact_route, None, True),
         ("Router, 20 routes, last wildcard", router, last_prefix, None, True),
         ("full stack, anonymous+CORS", make_trigger_app(bare, anonymous), plain, None, False),
+        (
+            "full stack, anonymous+function",
+            make_trigger_app(bare, {**anonymous, "function": FUNCTION_SECTION}),
+            plain,
+            None,
+            False,
+        ),
         ("full stack, 1 KiB POST", make_trigger_app(bare, anonymous), post, POST_BODY, False),
         (
             "full stack, signature",
@@ -332,9 +365,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             cost = wrapped_us - bare_us
             verdict = ("ok" if cost < BUDGET_US else "OVER") if single else ""
             print(f"{name:<38} {bare_us:7.2f} {wrapped_us:7.2f} {cost:7.2f}  {verdict}", flush=True)
+        on_server_thread(measured, args.passes, args.number)
         if args.served:
             served(measured, args.passes, max(1000, args.number // 10))
     return 0
+
+
+def on_server_thread(
+    measured: list[tuple[str, WSGIApp, dict[str, Any], bytes | None, bool]],
+    passes: int,
+    number: int,
+) -> None:
+    """FunctionRuntime off the main thread, as under gthread: its deadline is then a hand-off
+    to a runtime thread, which SIGALRM (main thread only) avoids."""
+    name = "FunctionRuntime (gthread: hand-off)"
+    runtime = next(app for case, app, *_ in measured if case.startswith("FunctionRuntime ("))
+    base = measured[0][2]
+
+    def timed(app: WSGIApp) -> float:
+        result: list[float] = []
+        thread = threading.Thread(target=lambda: result.append(best_us(app, base, None, number)))
+        thread.start()
+        thread.join()
+        return result[0]
+
+    bare_us = wrapped_us = float("inf")
+    for _ in range(passes):
+        bare_us, wrapped_us = min(bare_us, timed(bare)), min(wrapped_us, timed(runtime))
+    cost = wrapped_us - bare_us
+    print(f"{name:<38} {bare_us:7.2f} {wrapped_us:7.2f} {cost:7.2f}", flush=True)
 
 
 def served(
@@ -343,7 +402,10 @@ def served(
     number: int,
 ) -> None:
     path = GunicornPath()
-    extra = [("bare app + the 5 headers fc adds", with_fc_headers, measured[0][2], None, False)]
+    extra = [
+        ("bare app + the 5 headers fc adds", with_fc_headers, measured[0][2], None, False),
+        ("bare app + the 2 function headers", with_function_headers, measured[0][2], None, False),
+    ]
     print("\nthe same requests through gunicorn's parser, environ and Response (socketpair)")
     print(f"{'case':<38} {'bare':>7} {'with':>7} {'cost':>7}")
     try:

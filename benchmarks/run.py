@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.apps import FUNCTION_SECTION
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 #: Seconds a server gets to answer its first request after it is started.
@@ -148,6 +150,11 @@ def build_apps(creds: Credentials) -> list[App]:
     return [
         App("bare", bare),
         App("anonymous", bare, {"authType": "anonymous", "methods": METHODS}),
+        App(
+            "anonymous+function",
+            bare,
+            {"authType": "anonymous", "methods": METHODS, "function": FUNCTION_SECTION},
+        ),
         App("function", bare, {"authType": "function", "methods": METHODS, "accessKeys": keys}),
         App("jwt", bare, {"authType": "jwt", "methods": METHODS, "authConfig": auth_config}),
         App("flask", "benchmarks.apps:flask_bare()"),
@@ -160,6 +167,14 @@ BENCHES = [
     Bench("bare (get.lua)", "bare", "get.lua", note="the WSGI function alone"),
     Bench("bare (cors.lua)", "bare", "cors.lua"),
     Bench("anonymous+CORS", "anonymous", "cors.lua", 200, "bare (cors.lua)", note="full"),
+    Bench(
+        "anonymous+function",
+        "anonymous+function",
+        "cors.lua",
+        200,
+        "bare (cors.lua)",
+        note="+ FunctionRuntime",
+    ),  # fmt: skip
     Bench("bare (post.lua)", "bare", "post.lua", note="1 KiB body"),
     Bench("anonymous POST", "anonymous", "post.lua", 200, "bare (post.lua)"),
     Bench("bare (signed.lua)", "bare", "signed.lua"),
@@ -544,6 +559,10 @@ def targets(samples: dict[str, list[Sample]]) -> list[str]:
     if {"anonymous+CORS", "bare (cors.lua)"} <= samples.keys():
         anon = median_ratio(samples["anonymous+CORS"], samples["bare (cors.lua)"])
         lines.append(f"{verdict(anon >= 0.90)} full anonymous stack >= 0.90x bare: {anon:.2f}x")
+    if {"anonymous+function", "bare (cors.lua)"} <= samples.keys():
+        ratio = median_ratio(samples["anonymous+function"], samples["bare (cors.lua)"])
+        lines.append(f"{verdict(ratio >= 0.85)} anonymous + function section >= 0.85x bare: "
+                     f"{ratio:.2f}x")  # fmt: skip
     if {"jwt", "bare (jwt.lua)"} <= samples.keys():
         jwt_ratio = median_ratio(samples["jwt"], samples["bare (jwt.lua)"])
         lines.append(

@@ -9,6 +9,7 @@ from .errors import FcError
 from .factory import make_trigger_app
 from .headers import HeaderFilter
 from .limits import LimitGuard
+from .runtime import FunctionRuntime
 
 __all__ = [
     "ALL_METHODS",
@@ -18,6 +19,7 @@ __all__ = [
     "ConfigError",
     "CorsDefaults",
     "FcError",
+    "FunctionRuntime",
     "HeaderFilter",
     "LimitGuard",
     "TriggerConfig",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -29,14 +29,33 @@ class ConfigError(ValueError):
 
 
 def setting(
-    name: str, default: Any, parse: Parser, doc: str, *, shown: bool = True, required: bool = False
+    name: str,
+    default: Any,
+    parse: Parser,
+    doc: str,
+    *,
+    shown: bool = True,
+    required: bool = False,
+    aliases: tuple[str, ...] = (),
+    optional_section: type | None = None,
 ) -> Any:
     """Declare a config field: its JSON ``name``, default, parser and one-line doc.
 
     ``required`` fields must be in a loaded config; their default serves configs built in code.
     ``shown=False`` keeps a field (a secret, a nested object) out of ``fc-wsgi check``.
+    ``aliases`` are other JSON names of the same field (FC 2.0 and 3.0 spell some fields
+    differently); ``optional_section`` is the dataclass of a section whose default is None, so
+    that the reference still lists its fields.
     """
-    meta = {"json": name, "parse": parse, "doc": doc, "shown": shown, "required": required}
+    meta = {
+        "json": name,
+        "parse": parse,
+        "doc": doc,
+        "shown": shown,
+        "required": required,
+        "aliases": aliases,
+        "section": optional_section,
+    }
     if isinstance(default, (list, dict, set)):
         raise TypeError("mutable default")  # pragma: no cover - guards the declarations
     if dataclasses.is_dataclass(default):
@@ -139,15 +158,20 @@ def load_section(cls: type[T], raw: Any, path: str) -> T:
     bad values raise :class:`ConfigError` naming the field path; JSON null is the default."""
     if not isinstance(raw, dict):
         raise field_error(path, f"must be an object, got {type_name(raw)}")
-    by_json = {f.metadata["json"]: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    for key, declared in by_json.items():
-        if declared.metadata["required"] and raw.get(key) is None:
-            raise field_error(join(path, key), "required")
-    values = {}
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    by_json = {name: f for f in fields for name in (f.metadata["json"], *f.metadata["aliases"])}
+    for declared in fields:
+        if declared.metadata["required"] and raw.get(declared.metadata["json"]) is None:
+            raise field_error(join(path, declared.metadata["json"]), "required")
+    values: dict[str, Any] = {}
+    given: dict[str, str] = {}  # field name -> the JSON name it was given as
     for key, value in raw.items():
         field = by_json.get(key)
         if field is None:
             raise field_error(join(path, key), "unknown field")
+        if field.name in given:
+            raise field_error(join(path, key), f"give {given[field.name]} or {key}, not both")
+        given[field.name] = key
         if value is None:
             continue  # JSON null: the default
         values[field.name] = field.metadata["parse"](value, join(path, key))
@@ -166,11 +190,13 @@ def describe_fields(
             continue
         if dataclasses.is_dataclass(value):
             yield from describe_fields(value, name, skip=skip, show=show)
+        elif isinstance(value, Mapping):  # environment variables: names only, values may be secret
+            yield name, ", ".join(value) if value else "(none)"
         elif isinstance(value, tuple):
             yield name, ", ".join(value) if value else "(none)"
         elif isinstance(value, bool):
             yield name, "true" if value else "false"
-        elif value is None:
+        elif value is None or value == "":
             yield name, "(none)"
         else:
             yield name, show(name, value)
@@ -187,6 +213,9 @@ def reference_fields(cls: Any, path: str) -> Iterator[tuple[str, str, str]]:
         )
         if dataclasses.is_dataclass(default):
             yield from reference_fields(type(default), name)
+            continue
+        if field.metadata["section"] is not None:  # an optional section: list its fields
+            yield from reference_fields(field.metadata["section"], name)
             continue
         if field.metadata["required"]:
             shown = "(required)"

@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 from .config import AsyncConfig, ConfigError, TriggerConfig, describe, load_config
 from .factory import DEFAULT_TRIGGER, load_app, make_trigger_app
+from .runtime.layer import CONCURRENCY_WARNING
 
 #: Exit status for usage and config errors (as argparse uses).
 EXIT_USAGE = 2
@@ -42,11 +43,15 @@ def _build_parser() -> _Parser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     serve = commands.add_parser("serve", help="serve MODULE:APP under gunicorn")
-    serve.add_argument("app", metavar="MODULE:APP")
+    serve.add_argument(
+        "app", nargs="?", metavar="MODULE:APP", help="optional with a config's function.handler"
+    )
     serve.add_argument("--config", metavar="FILE", help="trigger config (JSON)")
     serve.add_argument("--bind", default="127.0.0.1:9000", metavar="HOST:PORT")
     serve.add_argument("--workers", type=_positive, default=1, metavar="N")
-    serve.add_argument("--threads", type=_positive, default=1, metavar="N")
+    serve.add_argument(
+        "--threads", type=_positive, metavar="N", help="default 1; function: concurrency + spare"
+    )
     serve.add_argument("--dev", action="store_true", help="werkzeug's reloading dev server")
     serve.set_defaults(run=_serve)
 
@@ -101,13 +106,20 @@ def _load(path: str | None) -> TriggerConfig:
 
 def _serve(args: argparse.Namespace) -> int:
     config = _load(args.config)
-    load_app(args.app)  # fail here, with exit 2, rather than in every worker
+    if args.app is not None:
+        load_app(args.app)  # fail here, with exit 2, rather than in every worker
+    elif config.function is None:
+        raise ConfigError("MODULE:APP: give the app, or a --config with a function section")
     host, _, port = args.bind.rpartition(":")
     if not host or not port.isdigit():
         raise ConfigError(f"--bind: expected HOST:PORT, got {args.bind!r}")
     if args.dev:
         from werkzeug.serving import run_simple
 
+        if config.function is not None:
+            from .runtime import apply_process_environment
+
+            apply_process_environment(config.function, config.profile)
         run_simple(
             host, int(port), make_trigger_app(args.app, config), use_reloader=True, threaded=True
         )
@@ -137,6 +149,12 @@ def _check(args: argparse.Namespace) -> int:
     config = load_config(args.file)
     for name, value in describe(config):
         print(f"{name}: {value}")
+    if config.function is not None:
+        function = config.function
+        instances = function.max_instances or "the workers"
+        print(f"function cap: {instances} x {function.instance_concurrency} concurrent invocations")
+        if function.instance_concurrency > 1:
+            print(f"warning: {CONCURRENCY_WARNING}")
     return 0
 
 

@@ -47,9 +47,10 @@ from .common import (
     Profile,
     redact_url,
 )
+from .function_config import FunctionConfig, resolve_function
 from .jwt_config import parse_auth_config
 
-__all__ = ["ConfigError", "TriggerConfig", "load_config"]
+__all__ = ["ConfigError", "FunctionConfig", "TriggerConfig", "load_config"]
 
 _KIB = 1024
 _MIB = 1024 * 1024
@@ -300,6 +301,10 @@ class TriggerConfig:
     limits: Limits = setting("limits", Limits(), section(Limits), "size limits")
     cors: CorsConfig = setting("cors", CorsConfig(), section(CorsConfig), "CORS")
     async_: AsyncConfig = setting("async", AsyncConfig(), section(AsyncConfig), "async")
+    function: FunctionConfig | None = setting(
+        "function", None, section(FunctionConfig), "run an FC function (fc-spec-runtime 14-17)",
+        optional_section=FunctionConfig,
+    )  # fmt: skip
 
 
 _RESOURCE_KEYS = frozenset({"triggerName", "triggerType", "qualifier", "description"})
@@ -314,8 +319,10 @@ def load_config(source: ConfigSource) -> TriggerConfig:
         return source
     if isinstance(source, Mapping):
         raw: Any = dict(source)
+        base = Path.cwd()
     else:
         path = Path(source)
+        base = path.resolve().parent
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except OSError as exc:
@@ -324,10 +331,11 @@ def load_config(source: ConfigSource) -> TriggerConfig:
             raise ConfigError(f"{path}: not valid JSON ({exc})") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"(top): must be an object, got {type_name(raw)}")
-    return _load_trigger(raw)
+    return _load_trigger(raw, base)
 
 
-def _load_trigger(raw: dict[str, Any]) -> TriggerConfig:
+def _load_trigger(raw: dict[str, Any], base: Path) -> TriggerConfig:
+    """``base``: the folder a relative ``function.codeUri`` is resolved against."""
     path = ""
     if "triggerConfig" in raw:  # a whole FC trigger resource
         unknown = set(raw) - _RESOURCE_KEYS - {"triggerConfig"}
@@ -345,6 +353,9 @@ def _load_trigger(raw: dict[str, Any]) -> TriggerConfig:
         if config.auth_config is None:
             raise field_error(join(path, "authConfig"), "authType jwt needs the JWT settings")
         parse_auth_config(config.auth_config, join(path, "authConfig"))  # refuse bad ones now
+    if config.function is not None:
+        function = resolve_function(config.function, base, join(path, "function"))
+        config = dataclasses.replace(config, function=function)
     return config
 
 

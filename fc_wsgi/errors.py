@@ -206,8 +206,23 @@ def function_error_response(
     rid = request_id(environ, profile)
     log.error("request %s: unhandled error in the function", rid, exc_info=exc)
     payload = {"errorMessage": message or str(exc), "errorType": type(exc).__name__}
+    return function_answer(payload, environ, start_response, profile=profile, exc_info=exc_info)
+
+
+def function_answer(
+    payload: dict[str, str],
+    environ: WSGIEnvironment,
+    start_response: StartResponse,
+    *,
+    error_type: str = "UnhandledInvocationError",
+    profile: Profile = "fc3",
+    exc_info: object = None,
+) -> list[bytes]:
+    """A function error as the runtime reports it: 502, the runtime's JSON ``payload`` as body
+    (``errorMessage``, and ``errorType`` where FC sends it), ``X-Fc-Error-Type``; not logged."""
+    rid = request_id(environ, profile)
     body = json.dumps(payload).encode()
-    headers = error_headers(rid, "UnhandledInvocationError", body)
+    headers = error_headers(rid, error_type, body)
     start_response(BadResponse.status, headers, exc_info)  # type: ignore[arg-type]
     return [_unless_head(environ, body)]
 

@@ -1,13 +1,15 @@
 """make_trigger_app: the one place that knows the order of the layers.
 
 ```
-CorsDefaults → LimitGuard → AuthGate → AsyncDispatcher → HeaderFilter → app
+CorsDefaults → LimitGuard → AuthGate → AsyncDispatcher → [FunctionRuntime →] HeaderFilter → app
 ```
 CORS is outermost so that every answer, errors included, carries CORS headers; limits come
 before authentication so that an oversized request costs no signature check; the header
 filter is innermost so that auth and async read their ``x-fc-*`` headers before the app is
-shielded from them (DESIGN.md, "Request flow"). A layer with nothing to do for this config is
-left out rather than called on every request.
+shielded from them (DESIGN.md, "Request flow"). FunctionRuntime, only with a ``function``
+section, sits outside the filter so that its answers and headers are the gateway's, and inside
+the dispatcher so that async runs get the same context and deadline. A layer with nothing to
+do for this config is left out rather than called on every request.
 """
 
 from __future__ import annotations
@@ -36,15 +38,17 @@ DEFAULT_TRIGGER = TriggerConfig(auth_type="anonymous")
 
 
 def make_trigger_app(
-    app: WSGIApplication | str, config: ConfigSource | None = None
+    app: WSGIApplication | str | None, config: ConfigSource | None = None
 ) -> WSGIApplication:
     """Wrap ``app`` (a WSGI callable or ``"module:attr"``) in FC's HTTP-trigger behaviour.
 
     ``config`` is a JSON file path, a mapping, or a loaded :class:`TriggerConfig`; without
-    one the trigger is anonymous and allows every method.
+    one the trigger is anonymous and allows every method. With a ``function`` section the
+    stack also plays FC's function runtime, and ``app`` may be None: the handler is then
+    loaded from the section's code root.
     """
     trigger = DEFAULT_TRIGGER if config is None else load_config(config)
-    wsgi_app = load_app(app) if isinstance(app, str) else app
+    wsgi_app = _app(app, trigger)
     profile = trigger.profile
     limits = trigger.limits
 
@@ -103,22 +107,42 @@ def make_trigger_app(
     return stack
 
 
-def make_task_app(app: WSGIApplication | str, config: ConfigSource) -> WSGIApplication:
+def make_task_app(app: WSGIApplication | str | None, config: ConfigSource) -> WSGIApplication:
     """The app as async tasks run it in ``fc-wsgi worker``: the layers inside AsyncDispatcher
-    (HeaderFilter), exactly as :func:`make_trigger_app` stacks them for the local executor."""
+    ([FunctionRuntime,] HeaderFilter), exactly as :func:`make_trigger_app` stacks them for the
+    local executor."""
     trigger = load_config(config)
+    return _inner_layers(_app(app, trigger), trigger)
+
+
+def _app(app: WSGIApplication | str | None, trigger: TriggerConfig) -> WSGIApplication:
+    """The innermost app: ``app`` (imported if a string), or the function's handler."""
     wsgi_app = load_app(app) if isinstance(app, str) else app
-    return _inner_layers(wsgi_app, trigger)
+    if trigger.function is not None:
+        from .runtime import function_app
+
+        return function_app(wsgi_app, trigger.function)
+    if wsgi_app is None:
+        raise ConfigError("function: no app given, and the config has no function section")
+    return wsgi_app
 
 
 def _inner_layers(app: WSGIApplication, trigger: TriggerConfig) -> WSGIApplication:
     """What runs inside AsyncDispatcher: the same for a request served now and a task run later."""
-    return HeaderFilter(
+    stack: WSGIApplication = HeaderFilter(
         app,
         max_response_header_bytes=trigger.limits.max_response_header_bytes,
         default_domain=trigger.default_domain,
         profile=trigger.profile,
     )
+    if trigger.function is not None:
+        from .runtime import FunctionRuntime
+
+        secrets = [key.secret for key in trigger.access_keys]
+        stack = FunctionRuntime(
+            stack, function=trigger.function, profile=trigger.profile, hidden_values=secrets
+        )
+    return stack
 
 
 def load_app(ref: str) -> WSGIApplication:

@@ -6,6 +6,14 @@ one header over ``limit_request_field_size``) before the app is called, with its
 above FC's. Under plain ``gunicorn 'fc_wsgi.serve:app_from_env()'`` gunicorn's own limits
 come first unless the same options are given on its command line, and
 ``-c python:fc_wsgi.serve`` installs the worker hooks that start and drain the async scheduler.
+
+With a ``function`` section (fc-spec-runtime.md 14-17) the server also: writes the function's
+environment into each worker's ``os.environ`` before the handler loads; runs gthread workers
+with ``instanceConcurrency`` threads plus :data:`SPARE_THREADS` (so that a request over the
+cap is answered 429 at once instead of waiting for a thread); keeps gunicorn's ``timeout``
+above the function's (a sync worker busy past it would be killed by gunicorn, not answered);
+and shares the concurrency count between workers (slots made before fork, a dead worker's
+slots released in ``child_exit``).
 """
 
 from __future__ import annotations
@@ -16,16 +24,21 @@ from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 
-from .config import ConfigError, TriggerConfig
+from .config import ConfigError, TriggerConfig, load_config
 from .dispatch import drain_all, start_all
 from .factory import make_trigger_app
 from .logs import configure_logging
+from .runtime import apply_process_environment, recycle, slots
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
 
 #: gunicorn's hard ceiling for a request line (method + URI + version).
 GUNICORN_MAX_REQUEST_LINE = 8190
+#: Threads beyond instanceConcurrency: they only answer the requests over the cap (429).
+SPARE_THREADS = 4
+#: Seconds gunicorn's own worker timeout stays above the function's timeout + initializer's.
+TIMEOUT_MARGIN_SECONDS = 30
 
 
 def gunicorn_options(config: TriggerConfig, **overrides: Any) -> dict[str, Any]:
@@ -40,7 +53,15 @@ def gunicorn_options(config: TriggerConfig, **overrides: Any) -> dict[str, Any]:
         "limit_request_fields": 1000,
         "post_worker_init": post_worker_init,
         "worker_exit": worker_exit,
+        "pre_fork": pre_fork,
+        "child_exit": child_exit,
     }
+    function = config.function
+    if function is not None:
+        options["threads"] = function.instance_concurrency + SPARE_THREADS
+        options["timeout"] = (
+            function.timeout + function.init_timeout_seconds + TIMEOUT_MARGIN_SECONDS
+        )
     options.update({k: v for k, v in overrides.items() if v is not None})
     if options.get("threads", 1) > 1 and "worker_class" not in overrides:
         options["worker_class"] = "gthread"
@@ -50,9 +71,16 @@ def gunicorn_options(config: TriggerConfig, **overrides: Any) -> dict[str, Any]:
 class TriggerServer(BaseApplication):  # type: ignore[misc]
     """``fc-wsgi serve``: gunicorn in-process, configured from our options, not its argv."""
 
-    def __init__(self, app_ref: str, config: TriggerConfig, options: Mapping[str, Any]) -> None:
+    def __init__(
+        self, app_ref: str | None, config: TriggerConfig, options: Mapping[str, Any]
+    ) -> None:
         self._app_ref, self._config, self._options = app_ref, config, dict(options)
         super().__init__()  # calls load_config(): set attributes first
+        function = config.function
+        if function is not None:  # in the master, before fork: the count all workers share
+            workers = int(self.cfg.workers)
+            capacity = (function.max_instances or workers) * function.instance_concurrency
+            slots.share_slots(function.name, capacity, rows=2 * workers + 2)
 
     def load_config(self) -> None:
         if "control_socket_disable" in self.cfg.settings:
@@ -66,6 +94,8 @@ class TriggerServer(BaseApplication):  # type: ignore[misc]
     def load(self) -> WSGIApplication:
         # Runs in each worker after fork (once in the master with --preload).
         configure_logging()
+        if self._config.function is not None:
+            apply_process_environment(self._config.function, self._config.profile)
         return make_trigger_app(self._app_ref, self._config)
 
 
@@ -73,8 +103,21 @@ class TriggerServer(BaseApplication):  # type: ignore[misc]
 
 
 def post_worker_init(worker: Any) -> None:
-    """Start the async scheduler in each worker, so tasks a killed server left run at once."""
+    """Start the async scheduler in each worker, so tasks a killed server left run at once;
+    let the function runtime count this worker's slots and replace it after a timeout."""
+    slots.in_worker(worker)
+    recycle.bind_worker(worker)
     start_all()
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    """In the master: the worker about to be forked gets its rows in the shared slot counts."""
+    slots.before_fork(worker)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """In the master: the slots a dead (or killed) worker held are free again."""
+    slots.after_exit(worker)
 
 
 def worker_exit(server: Any, worker: Any) -> None:
@@ -83,8 +126,13 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 
 def app_from_env() -> WSGIApplication:
-    """For plain gunicorn: ``FC_WSGI_APP=module:app FC_WSGI_CONFIG=trigger.json``."""
-    app_ref = os.environ.get("FC_WSGI_APP")
-    if not app_ref:
+    """For plain gunicorn: ``FC_WSGI_APP=module:app FC_WSGI_CONFIG=trigger.json`` (the app may
+    be left out when the config's ``function`` section names the handler)."""
+    app_ref = os.environ.get("FC_WSGI_APP") or None
+    config_path = os.environ.get("FC_WSGI_CONFIG") or None
+    config = load_config(config_path) if config_path else None
+    if config is not None and config.function is not None:
+        apply_process_environment(config.function, config.profile)
+    elif not app_ref:
         raise ConfigError("FC_WSGI_APP: set it to the app to serve, as module:attr")
-    return make_trigger_app(app_ref, os.environ.get("FC_WSGI_CONFIG") or None)
+    return make_trigger_app(app_ref, config)

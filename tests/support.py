@@ -136,6 +136,13 @@ def validated(middleware: Callable[..., Any], app: Callable[..., Any], **options
     return webtest.TestApp(validator(middleware(validator(app), **options)))
 
 
+def both_sides(app: Callable[..., Any], config: Any) -> Callable[..., Any]:
+    """``validator(make_trigger_app(validator(app), config))``, for servers other than webtest."""
+    from fc_wsgi import make_trigger_app
+
+    return validator(make_trigger_app(validator(app), config))
+
+
 def hello_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"hello"]

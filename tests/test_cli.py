@@ -47,7 +47,11 @@ def test_usage_errors_exit_2_with_one_line():
 
 @pytest.mark.parametrize(
     "argv",
-    [["serve", "examples.nowhere:app"], ["serve", "examples.hello:handler", "--bind", "nope"]],
+    [
+        ["serve", "examples.nowhere:app"],
+        ["serve", "examples.hello:handler", "--bind", "nope"],
+        ["serve"],  # no app and no function section to load one from
+    ],
 )
 def test_serve_refuses_bad_input_before_starting(argv, capsys):
     assert main(argv) == 2
@@ -125,3 +129,16 @@ def test_check_of_a_jwt_trigger_shows_its_auth_config_without_key_material(capsy
     assert "authConfig.tokenLookup: header:Authorization:Bearer, cookie:token" in out
     assert "authConfig.claimPassBy: header:uid:x-uid" in out
     assert "ZmMtd3NnaS1kZW1v" not in out  # the demo key's "k"
+
+
+def test_check_shows_the_function_settings_and_the_concurrency_warning(tmp_path, capsys):
+    path = tmp_path / "trigger.json"
+    function = {"name": "f", "codeUri": "code", "instanceConcurrency": 3, "maxInstances": 2}
+    path.write_text(json.dumps({"authType": "anonymous", "methods": ["GET"], "function": function}))
+    assert main(["check", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    out = dict(line.split(": ", 1) for line in lines)
+    assert out["function.functionName"] == "f"
+    assert out["function.codeUri"] == str(tmp_path / "code")
+    assert out["function cap"] == "2 x 3 concurrent invocations"
+    assert out["warning"].startswith("instanceConcurrency > 1")  # open question 5

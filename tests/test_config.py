@@ -193,3 +193,77 @@ def test_config_is_frozen():
     config = load_config(BASE)
     with pytest.raises(AttributeError):
         config.profile = "fc2"  # type: ignore[misc]
+
+
+# -- the function section (fc-spec-runtime.md 14-17) -----------------------------------------
+
+
+def _function(**fields):
+    return load_config({"authType": "anonymous", "methods": ["GET"], "function": fields}).function
+
+
+def test_function_section_defaults_pin_the_open_questions():
+    function = _function()
+    assert function.timeout == 3  # open question 4
+    assert function.initialization_timeout == 3
+    assert function.instance_concurrency == 1
+    assert function.qualifier == "LATEST" and function.handler == "index.handler"
+
+
+def test_function_names_of_both_generations(tmp_path):
+    config_file = tmp_path / "trigger.json"
+    config_file.write_text(
+        '{"authType": "anonymous", "methods": ["GET"], '
+        '"function": {"name": "f2", "codeUri": "code", "timeout": 86400}}'
+    )
+    function = load_config(config_file).function
+    assert function.name == "f2" and function.timeout == 86400
+    assert function.code_uri == str(tmp_path / "code")  # relative to the config file
+    assert _function(functionName="f3", code="src").name == "f3"
+    with pytest.raises(ConfigError, match="function.name: give functionName or name, not both"):
+        _function(functionName="a", name="b")
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"timeout": 0}, "function.timeout: must be 1..86400, got 0"),
+        ({"timeout": 86401}, "function.timeout: must be 1..86400"),
+        ({"instanceConcurrency": 201}, "function.instanceConcurrency: must be 1..200"),
+        ({"initializationTimeout": 301}, "function.initializationTimeout: must be 1..300"),
+        ({"memorySize": 32}, "function.memorySize: must be 64..32768"),
+        ({"memorySize": 130}, "function.memorySize: must be a multiple of 64"),
+        ({"environmentVariables": {"A": []}}, "function.environmentVariables.A: must be a string"),
+        ({"handlr": "x"}, "function.handlr: unknown field"),
+        (
+            {"initializer": "a.b", "instanceLifecycleConfig": {"initializer": {"handler": "c.d"}}},
+            "function.initializer: initializer and instanceLifecycleConfig.initializer name",
+        ),
+    ],
+)
+def test_function_section_errors(fields, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        _function(**fields)
+
+
+def test_environment_values_from_yaml_become_strings():
+    variables = _function(environmentVariables={"PORT": 8080, "DEBUG": True}).environment_variables
+    assert variables == {"PORT": "8080", "DEBUG": "true"}
+
+
+def test_check_lists_variable_names_not_values():
+    config = load_config({"authType": "anonymous", "methods": ["GET"],
+                          "function": {"environmentVariables": {"TOKEN": "s3cret"}}})  # fmt: skip
+    shown = dict(describe(config))
+    assert shown["function.environmentVariables"] == "TOKEN"
+    assert "s3cret" not in repr(shown)
+
+
+def test_both_initializer_spellings_for_the_same_hook_as_the_project_loader_gives_them():
+    hook = {"initializer": {"handler": "a.init", "timeout": 7, "command": ["x"]}, "preStop": {}}
+    function = _function(
+        initializer="a.init", initializationTimeout=7, instanceLifecycleConfig=hook,
+        accountId=1234567890,
+    )  # fmt: skip
+    assert (function.init_handler, function.init_timeout_seconds) == ("a.init", 7)
+    assert function.account_id == "1234567890"

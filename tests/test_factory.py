@@ -102,3 +102,32 @@ def test_default_domain_and_disabled_url():
     assert app.get("/", status=403).json["Code"] == "AccessDenied"
     served = webtest.TestApp(make_trigger_app(hello_app, {**BASE, "defaultDomain": True}))
     assert served.get("/").headers["Content-Disposition"] == "attachment"
+
+
+def test_no_app_needs_a_function_section():
+    with pytest.raises(ConfigError, match="no app given"):
+        make_trigger_app(None, {"authType": "anonymous", "methods": ["GET"]})
+
+
+def test_a_function_section_adds_the_runtime_between_dispatcher_and_filter(tmp_path):
+    from fc_wsgi.runtime import FunctionHandler
+
+    config = {"authType": "anonymous", "methods": ["GET"], "cors": {"mode": "off"},
+              "async": {"journal": str(tmp_path / "a.sqlite3")},
+              "function": {"codeUri": str(tmp_path)}}  # fmt: skip
+    layers = []
+    layer = make_trigger_app(hello_app, config)
+    while hasattr(layer, "app"):
+        layers.append(type(layer).__name__)
+        layer = layer.app
+    assert layers == ["LimitGuard", "AsyncDispatcher", "FunctionRuntime", "HeaderFilter"]
+    assert isinstance(layer, FunctionHandler) and layer.handler is hello_app
+
+
+def test_async_tasks_of_the_dramatiq_worker_get_the_function_runtime_too(tmp_path):
+    from fc_wsgi.factory import make_task_app
+    from fc_wsgi.runtime import FunctionRuntime
+
+    config = {"authType": "anonymous", "methods": ["GET"],
+              "function": {"codeUri": str(tmp_path)}}  # fmt: skip
+    assert isinstance(make_task_app(hello_app, config), FunctionRuntime)

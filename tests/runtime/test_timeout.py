@@ -1,0 +1,145 @@
+"""Deadlines: SIGALRM on the main thread, a runtime thread elsewhere (section 15, OQ 2)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from support import Recorder, both_sides, make_environ
+
+from fc_wsgi.runtime import recycle
+from fc_wsgi.runtime.timeout import FunctionTimeout, run_with_deadline
+
+
+class Worker:
+    """Stands in for gunicorn's worker: records the graceful-exit request."""
+
+    def __init__(self) -> None:
+        self.exits = 0
+
+    def handle_exit(self, sig, frame) -> None:
+        self.exits += 1
+
+
+@pytest.fixture
+def worker():
+    stand_in = Worker()
+    recycle.bind_worker(stand_in)
+    yield stand_in
+    recycle.bind_worker(None)
+
+
+def sleeper(environ, start_response):
+    try:
+        time.sleep(float(environ.get("QUERY_STRING") or 0))
+    except Exception:  # the function's own catch-all must not swallow the timeout
+        pass
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"awake"]
+
+
+def test_main_thread_deadline_interrupts_a_blocking_call():
+    started = time.monotonic()
+    with pytest.raises(FunctionTimeout):
+        run_with_deadline(lambda: time.sleep(5), 0.2)
+    assert time.monotonic() - started < 1
+    assert run_with_deadline(lambda: 42, 1) == 42
+
+
+def test_other_thread_deadline_answers_on_time():
+    outcome = {}
+
+    def call():
+        started = time.monotonic()
+        try:
+            run_with_deadline(lambda: time.sleep(2), 0.2)
+        except FunctionTimeout:
+            outcome["elapsed"] = time.monotonic() - started
+        outcome["next"] = run_with_deadline(lambda: "next", 1)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join(5)
+    assert outcome["elapsed"] < 1 and outcome["next"] == "next"
+
+
+def test_errors_of_the_call_reach_the_caller_on_both_paths():
+    def boom():
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError):
+        run_with_deadline(boom, 1)
+    caught = []
+    thread = threading.Thread(target=lambda: caught.append(_raises(boom)))
+    thread.start()
+    thread.join(5)
+    assert caught == [ValueError]
+
+
+def _raises(call):
+    try:
+        run_with_deadline(call, 1)
+    except Exception as exc:
+        return type(exc)
+    return None
+
+
+def test_timeout_answer_with_real_duration_and_recycle(function_stack, worker):
+    app = function_stack(sleeper, timeout=1)
+    response = app.get("/", params="3", status=502)
+    assert response.headers["X-Fc-Error-Type"] == "UnhandledInvocationError"
+    message = response.json["errorMessage"]
+    assert message.startswith("Function timed out after 1 seconds (maxMemoryUsage: ")
+    assert message.endswith("MB)") and list(response.json) == ["errorMessage"]  # OQ 2
+    assert 1000 <= int(response.headers["X-Fc-Invocation-Duration"]) < 2500
+    assert worker.exits == 1
+    assert app.get("/", params="0").text == "awake"  # the next request is served
+
+
+def test_timeout_on_a_server_thread(function_stack, worker, tmp_path):
+    config = {"authType": "anonymous", "methods": ["GET"],
+              "async": {"journal": str(tmp_path / "a.sqlite3")},
+              "function": {"codeUri": str(tmp_path), "timeout": 1}}  # fmt: skip
+    app = both_sides(sleeper, config)
+    results = []
+
+    def serve(query):
+        recorder = Recorder()
+        body = recorder.run(app, make_environ(QUERY_STRING=query))
+        results.append((recorder.status, body))
+
+    started = time.monotonic()
+    thread = threading.Thread(target=serve, args=("3",))
+    thread.start()
+    thread.join(10)
+    assert time.monotonic() - started < 2.5  # answered at the deadline, not after the sleep
+    status, body = results[0]
+    assert status.startswith("502") and "timed out" in json.loads(body)["errorMessage"]
+    assert worker.exits == 1
+    thread = threading.Thread(target=serve, args=("0",))
+    thread.start()
+    thread.join(10)
+    assert results[1] == ("200 OK", b"awake")
+
+
+def test_the_log_has_the_stack_where_the_call_was_stopped(function_stack, worker, caplog):
+    function_stack(sleeper, timeout=1).get("/", params="3", status=502)
+    dumped = [r.getMessage() for r in caplog.records if "Dumping stack trace" in r.getMessage()]
+    assert dumped and "in sleeper" in dumped[0] and "time.sleep" in dumped[0]
+
+
+def test_a_server_thread_timeout_dumps_the_runtime_threads_stack():
+    stacks = []
+
+    def call():
+        try:
+            run_with_deadline(lambda: time.sleep(2), 0.2)
+        except FunctionTimeout as timeout:
+            stacks.append(timeout.stack)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join(5)
+    assert "time.sleep(2)" in stacks[0]
