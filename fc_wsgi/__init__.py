@@ -6,7 +6,7 @@ from .config import ConfigError, TriggerConfig, load_config
 from .cors import CorsDefaults
 from .dispatch import AsyncDispatcher
 from .errors import FcError
-from .factory import make_trigger_app
+from .factory import make_project_app, make_trigger_app
 from .headers import HeaderFilter
 from .limits import LimitGuard
 from .runtime import FunctionRuntime
@@ -24,5 +24,6 @@ __all__ = [
     "LimitGuard",
     "TriggerConfig",
     "load_config",
+    "make_project_app",
     "make_trigger_app",
 ]

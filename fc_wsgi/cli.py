@@ -11,11 +11,19 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from .config import AsyncConfig, ConfigError, TriggerConfig, describe, load_config
-from .factory import DEFAULT_TRIGGER, load_app, make_trigger_app
+from .factory import (
+    DEFAULT_TRIGGER,
+    load_app,
+    make_project_app,
+    make_trigger_app,
+    project_triggers,
+)
+from .project import Project, describe_project, load_project
 from .runtime.layer import CONCURRENCY_WARNING
 
 #: Exit status for usage and config errors (as argparse uses).
 EXIT_USAGE = 2
+_FUNCTION_HELP = "with an s.yaml: serve only this function (repeatable; service/function for fc2)"
 #: Where `fc-wsgi sign` finds the secret when --access-key-secret is not given.
 SECRET_ENV = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
 
@@ -42,11 +50,17 @@ def _build_parser() -> _Parser:
     parser = _Parser(prog="fc-wsgi", description="FC HTTP-trigger behaviour for any WSGI app.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    serve = commands.add_parser("serve", help="serve MODULE:APP under gunicorn")
+    serve = commands.add_parser("serve", help="serve MODULE:APP (or an s.yaml) under gunicorn")
     serve.add_argument(
-        "app", nargs="?", metavar="MODULE:APP", help="optional with a config's function.handler"
+        "app",
+        nargs="?",
+        metavar="MODULE:APP|s.yaml",
+        help="the app (optional with a config's function.handler), or a Serverless Devs s.yaml",
     )
     serve.add_argument("--config", metavar="FILE", help="trigger config (JSON)")
+    serve.add_argument(
+        "--function", action="append", default=[], metavar="NAME", help=_FUNCTION_HELP
+    )
     serve.add_argument("--bind", default="127.0.0.1:9000", metavar="HOST:PORT")
     serve.add_argument("--workers", type=_positive, default=1, metavar="N")
     serve.add_argument(
@@ -56,7 +70,7 @@ def _build_parser() -> _Parser:
     serve.set_defaults(run=_serve)
 
     check = commands.add_parser("check", help="validate a config, print the effective settings")
-    check.add_argument("file", metavar="FILE")
+    check.add_argument("file", metavar="FILE", help="trigger config (JSON) or s.yaml")
     check.set_defaults(run=_check)
 
     sign = commands.add_parser("sign", help="print the headers (or URL) of a signed request")
@@ -78,13 +92,18 @@ def _build_parser() -> _Parser:
     tasks = commands.add_parser("tasks", help="async tasks in the journal (or Redis)")
     tasks.add_argument("action", choices=("list", "show", "retry"))
     tasks.add_argument("task_id", nargs="?", metavar="ID", help="request id (show, retry)")
-    tasks.add_argument("--config", metavar="FILE", help="trigger config naming the journal")
+    tasks.add_argument(
+        "--config", metavar="FILE", help="trigger config naming the journal, or an s.yaml"
+    )
+    tasks.add_argument("--function", metavar="NAME", help="s.yaml: the function's journal")
     tasks.add_argument("--json", action="store_true", help="one JSON object per line")
     tasks.add_argument("--limit", type=_positive, default=100, metavar="N")
     tasks.set_defaults(run=_tasks)
 
     worker = commands.add_parser("worker", help="run async tasks of the dramatiq backend")
-    worker.add_argument("app", metavar="MODULE:APP")
+    worker.add_argument(
+        "app", nargs="?", metavar="MODULE:APP", help="optional with a config's function.handler"
+    )
     worker.add_argument("--config", required=True, metavar="FILE", help="trigger config (JSON)")
     worker.add_argument("--processes", type=_positive, default=1, metavar="N")
     worker.add_argument(
@@ -105,14 +124,16 @@ def _load(path: str | None) -> TriggerConfig:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if _is_project(args.app):
+        return _serve_project(args)
+    if args.function:
+        raise ConfigError("--function: picks functions of an s.yaml project")
     config = _load(args.config)
     if args.app is not None:
         load_app(args.app)  # fail here, with exit 2, rather than in every worker
     elif config.function is None:
         raise ConfigError("MODULE:APP: give the app, or a --config with a function section")
-    host, _, port = args.bind.rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"--bind: expected HOST:PORT, got {args.bind!r}")
+    host, port = _bind(args.bind)
     if args.dev:
         from werkzeug.serving import run_simple
 
@@ -120,15 +141,62 @@ def _serve(args: argparse.Namespace) -> int:
             from .runtime import apply_process_environment
 
             apply_process_environment(config.function, config.profile)
-        run_simple(
-            host, int(port), make_trigger_app(args.app, config), use_reloader=True, threaded=True
-        )
+        run_simple(host, port, make_trigger_app(args.app, config), use_reloader=True, threaded=True)
         return 0
     from .serve import TriggerServer, gunicorn_options
 
     options = gunicorn_options(config, bind=args.bind, workers=args.workers, threads=args.threads)
     TriggerServer(args.app, config, options).run()
     return 0
+
+
+def _serve_project(args: argparse.Namespace) -> int:
+    """``fc-wsgi serve s.yaml``: every function (or ``--function`` ones) behind one router."""
+    if args.config is not None:
+        raise ConfigError("--config: a project's triggers come from its s.yaml")
+    project = _project(args.app, args.function)
+    triggers = list(project_triggers(project).values())  # bad settings: exit 2 here
+    host, port = _bind(args.bind)
+    if args.dev:
+        from werkzeug.serving import run_simple
+
+        # The reloader restarts on a change of s.yaml or of any file in a code folder.
+        watched = [str(project.file)] + [
+            str(path)
+            for function in project.served
+            if function.code_dir is not None
+            for path in function.code_dir.rglob("*")
+            if path.is_file() and "__pycache__" not in path.parts
+        ]
+        app = make_project_app(project)
+        run_simple(host, port, app, use_reloader=True, threaded=True, extra_files=watched,
+                   reloader_type="stat")  # fmt: skip
+        return 0
+    from .serve import ProjectServer, project_options
+
+    options = project_options(triggers, bind=args.bind, workers=args.workers, threads=args.threads)
+    ProjectServer(project, triggers, options).run()
+    return 0
+
+
+def _is_project(path: str | None) -> bool:
+    return path is not None and path.endswith((".yaml", ".yml"))
+
+
+def _project(path: str, functions: Sequence[str] = ()) -> Project:
+    project = load_project(path)
+    if functions:
+        project = project.only(functions)
+    if not project.served:
+        raise ConfigError(f"{path}: no function to serve (an HTTP trigger and a Python runtime)")
+    return project
+
+
+def _bind(bind: str) -> tuple[str, int]:
+    host, _, port = bind.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--bind: expected HOST:PORT, got {bind!r}")
+    return host, int(port)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -142,10 +210,18 @@ def _worker(args: argparse.Namespace) -> int:
         from .worker import run_worker
     except ImportError as exc:
         raise ConfigError(f"fc-wsgi worker needs pip install 'fc-wsgi[dramatiq]' ({exc})") from None
+    if args.app is None and config.function is None:
+        raise ConfigError("MODULE:APP: give the app, or a --config with a function section")
     return run_worker(args.app, config, args.processes, args.threads or config.async_.workers)
 
 
 def _check(args: argparse.Namespace) -> int:
+    if _is_project(args.file):
+        project = _project(args.file)
+        project_triggers(project)  # every function's trigger and function settings, checked
+        for name, value in describe_project(project):
+            print(f"{name}: {value}")
+        return 0
     config = load_config(args.file)
     for name, value in describe(config):
         print(f"{name}: {value}")
@@ -190,7 +266,7 @@ def _sign(args: argparse.Namespace) -> int:
 def _tasks(args: argparse.Namespace) -> int:
     if args.action != "list" and not args.task_id:
         raise ConfigError(f"tasks {args.action}: give the task's request id")
-    async_ = _load(args.config).async_
+    async_ = _async_config(args.config, args.function)
     path = async_.journal
     if async_.backend != "sqlite" or os.path.exists(path):
         records = _task_records(async_, args)
@@ -207,6 +283,20 @@ def _tasks(args: argparse.Namespace) -> int:
     else:
         _print_table(records)
     return 0
+
+
+def _async_config(path: str | None, function: str | None) -> AsyncConfig:
+    """The async settings of a trigger config, or of one function of an s.yaml project."""
+    if path is None or not _is_project(path):
+        if function is not None:
+            raise ConfigError("--function: picks a function of an s.yaml project")
+        return _load(path).async_
+    project = _project(path)
+    keys = [f.key for f in project.served]
+    if function is None and len(keys) != 1:
+        raise ConfigError(f"--function: which function's tasks? one of {', '.join(keys)}")
+    only = project.only([function]) if function is not None else project
+    return next(iter(project_triggers(only).values())).async_
 
 
 def _task_records(config: AsyncConfig, args: argparse.Namespace) -> list[Any]:

@@ -52,6 +52,10 @@ from .jwt_config import parse_auth_config
 
 __all__ = ["ConfigError", "FunctionConfig", "TriggerConfig", "load_config"]
 
+#: Where a ``function`` trigger without ``accessKeys`` finds its one key pair.
+ACCESS_KEY_ID_ENV = "FC_WSGI_ACCESS_KEY_ID"
+ACCESS_KEY_SECRET_ENV = "FC_WSGI_ACCESS_KEY_SECRET"
+
 _KIB = 1024
 _MIB = 1024 * 1024
 
@@ -334,6 +338,15 @@ def load_config(source: ConfigSource) -> TriggerConfig:
     return _load_trigger(raw, base)
 
 
+def _access_keys_from_environment() -> tuple[AccessKey, ...]:
+    """The key a ``function`` trigger checks when its config lists none (an ``s.yaml``
+    cannot: FC checks the caller's account keys). Our own variable names, so that the
+    function's ``ALIBABA_CLOUD_*`` credentials (its role's, in FC) are never the gateway's."""
+    key_id = os.environ.get(ACCESS_KEY_ID_ENV, "")
+    secret = os.environ.get(ACCESS_KEY_SECRET_ENV, "")
+    return (AccessKey(key_id, secret),) if key_id and secret else ()
+
+
 def _load_trigger(raw: dict[str, Any], base: Path) -> TriggerConfig:
     """``base``: the folder a relative ``function.codeUri`` is resolved against."""
     path = ""
@@ -348,7 +361,14 @@ def _load_trigger(raw: dict[str, Any], base: Path) -> TriggerConfig:
             raise field_error(path, f"must be an object, got {type_name(raw)}")
     config = load_section(TriggerConfig, raw, path)
     if config.auth_type == "function" and not config.access_keys:
-        raise field_error(join(path, "accessKeys"), "authType function needs at least one key")
+        keys = _access_keys_from_environment()
+        if not keys:
+            raise field_error(
+                join(path, "accessKeys"),
+                f"authType function needs at least one key (or {ACCESS_KEY_ID_ENV} and "
+                f"{ACCESS_KEY_SECRET_ENV} set)",
+            )
+        config = dataclasses.replace(config, access_keys=keys)
     if config.auth_type == "jwt":
         if config.auth_config is None:
             raise field_error(join(path, "authConfig"), "authType jwt needs the JWT settings")

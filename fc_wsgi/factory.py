@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from werkzeug.utils import ImportStringError, import_string
 
@@ -27,6 +29,7 @@ from .dispatch import AsyncDispatcher
 from .dispatch.backend import open_backend
 from .headers import HeaderFilter
 from .limits import LimitGuard
+from .project.spec import Endpoint, Project
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
@@ -105,6 +108,49 @@ def make_trigger_app(
             profile=profile,
         )
     return stack
+
+
+#: Where a project's functions keep their async journals, beside its s.yaml: one per function.
+PROJECT_JOURNALS = ".fc-wsgi"
+
+
+def make_project_app(
+    project: str | os.PathLike[str] | Project,
+    *,
+    functions: Iterable[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> WSGIApplication:
+    """Serve a Serverless Devs project (``s.yaml``, or a loaded :class:`Project`): one trigger
+    stack per function behind FC's default endpoint and the custom domains' routes.
+
+    ``functions`` keeps only those (by name, ``service/function`` for FC 2.0). Each function
+    runs its own handler from its own code folder with its own variables and
+    ``function`` settings, and keeps its async tasks in its own journal,
+    ``.fc-wsgi/<function>.sqlite3`` beside the s.yaml (``<service>/<function>`` for FC 2.0).
+    """
+    from .project import Router, load_project
+
+    loaded = project if isinstance(project, Project) else load_project(project, env=env)
+    names = tuple(functions)
+    if names:
+        loaded = loaded.only(names)
+    journals = loaded.file.parent / PROJECT_JOURNALS
+    return Router(loaded, lambda endpoint: make_trigger_app(None, _mapping(endpoint, journals)))
+
+
+def project_triggers(project: Project) -> dict[str, TriggerConfig]:
+    """Each served function's trigger config as its default endpoint runs it, by key."""
+    journals = project.file.parent / PROJECT_JOURNALS
+    return {f.key: load_config(_mapping(Endpoint(f, True), journals)) for f in project.served}
+
+
+def _mapping(endpoint: Endpoint, journals: Path) -> dict[str, Any]:
+    """The endpoint's trigger config; every endpoint of a function shares its journal (and, in
+    the runtime, its handler module, initializer and concurrency cap)."""
+    mapping = endpoint.trigger
+    journal = str(journals / f"{endpoint.function.key}.sqlite3")
+    mapping["async"] = {"journal": journal, **mapping.get("async", {})}
+    return mapping
 
 
 def make_task_app(app: WSGIApplication | str | None, config: ConfigSource) -> WSGIApplication:

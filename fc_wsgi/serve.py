@@ -19,19 +19,22 @@ slots released in ``child_exit``).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 
 from .config import ConfigError, TriggerConfig, load_config
 from .dispatch import drain_all, start_all
-from .factory import make_trigger_app
+from .factory import make_project_app, make_trigger_app
 from .logs import configure_logging
 from .runtime import apply_process_environment, recycle, slots
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
+
+    from .function_config import FunctionConfig
+    from .project import Project
 
 #: gunicorn's hard ceiling for a request line (method + URI + version).
 GUNICORN_MAX_REQUEST_LINE = 8190
@@ -43,24 +46,34 @@ TIMEOUT_MARGIN_SECONDS = 30
 
 def gunicorn_options(config: TriggerConfig, **overrides: Any) -> dict[str, Any]:
     """gunicorn settings for ``config``: our defaults, its limits raised above FC's."""
-    limits = config.limits
+    return _options([config], overrides)
+
+
+def project_options(triggers: Sequence[TriggerConfig], **overrides: Any) -> dict[str, Any]:
+    """gunicorn settings for a project's functions: room for the largest of each need."""
+    return _options(triggers, overrides)
+
+
+def _options(triggers: Sequence[TriggerConfig], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    header_bytes = max((t.limits.max_header_bytes for t in triggers), default=8192)
     options: dict[str, Any] = {
         "bind": "127.0.0.1:9000",
         "workers": 1,
         # Explicit numbers: gunicorn reads 0 as its default of 8190 for a field, not unlimited.
         "limit_request_line": GUNICORN_MAX_REQUEST_LINE,
-        "limit_request_field_size": 2 * limits.max_header_bytes + 1024,
+        "limit_request_field_size": 2 * header_bytes + 1024,
         "limit_request_fields": 1000,
         "post_worker_init": post_worker_init,
         "worker_exit": worker_exit,
         "pre_fork": pre_fork,
         "child_exit": child_exit,
     }
-    function = config.function
-    if function is not None:
-        options["threads"] = function.instance_concurrency + SPARE_THREADS
-        options["timeout"] = (
-            function.timeout + function.init_timeout_seconds + TIMEOUT_MARGIN_SECONDS
+    functions = [t.function for t in triggers if t.function is not None]
+    if functions:
+        concurrency = max(f.instance_concurrency for f in functions)
+        options["threads"] = concurrency + SPARE_THREADS
+        options["timeout"] = TIMEOUT_MARGIN_SECONDS + max(
+            f.timeout + f.init_timeout_seconds for f in functions
         )
     options.update({k: v for k, v in overrides.items() if v is not None})
     if options.get("threads", 1) > 1 and "worker_class" not in overrides:
@@ -68,17 +81,14 @@ def gunicorn_options(config: TriggerConfig, **overrides: Any) -> dict[str, Any]:
     return options
 
 
-class TriggerServer(BaseApplication):  # type: ignore[misc]
-    """``fc-wsgi serve``: gunicorn in-process, configured from our options, not its argv."""
+class _Server(BaseApplication):  # type: ignore[misc]
+    """gunicorn in-process, configured from our options, not its argv."""
 
-    def __init__(
-        self, app_ref: str | None, config: TriggerConfig, options: Mapping[str, Any]
-    ) -> None:
-        self._app_ref, self._config, self._options = app_ref, config, dict(options)
+    def __init__(self, options: Mapping[str, Any], functions: Sequence[FunctionConfig]) -> None:
+        self._options = dict(options)
         super().__init__()  # calls load_config(): set attributes first
-        function = config.function
-        if function is not None:  # in the master, before fork: the count all workers share
-            workers = int(self.cfg.workers)
+        workers = int(self.cfg.workers)
+        for function in functions:  # in the master, before fork: the count all workers share
             capacity = (function.max_instances or workers) * function.instance_concurrency
             slots.share_slots(function.name, capacity, rows=2 * workers + 2)
 
@@ -91,12 +101,39 @@ class TriggerServer(BaseApplication):  # type: ignore[misc]
                 raise ConfigError(f"unknown gunicorn setting {key!r}")
             self.cfg.set(key, value)
 
+
+class TriggerServer(_Server):
+    """``fc-wsgi serve [MODULE:APP] --config FILE``: one trigger."""
+
+    def __init__(
+        self, app_ref: str | None, config: TriggerConfig, options: Mapping[str, Any]
+    ) -> None:
+        self._app_ref, self._config = app_ref, config
+        super().__init__(options, [config.function] if config.function is not None else [])
+
     def load(self) -> WSGIApplication:
         # Runs in each worker after fork (once in the master with --preload).
         configure_logging()
         if self._config.function is not None:
             apply_process_environment(self._config.function, self._config.profile)
         return make_trigger_app(self._app_ref, self._config)
+
+
+class ProjectServer(_Server):
+    """``fc-wsgi serve s.yaml``: every function of a project behind one router.
+
+    ``os.environ`` is left alone: each function's variables reach only its own requests.
+    """
+
+    def __init__(
+        self, project: Project, triggers: Sequence[TriggerConfig], options: Mapping[str, Any]
+    ) -> None:
+        self._project = project
+        super().__init__(options, [t.function for t in triggers if t.function is not None])
+
+    def load(self) -> WSGIApplication:
+        configure_logging()
+        return make_project_app(self._project)
 
 
 # gunicorn hooks, also found by name under `gunicorn -c python:fc_wsgi.serve ...`.

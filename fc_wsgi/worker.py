@@ -26,6 +26,7 @@ from .dispatch.dramatiq_backend import QUEUE_NAME, BrokerSettings
 from .dispatch.dramatiq_worker import build_worker_broker
 from .factory import make_task_app
 from .logs import configure_logging
+from .runtime import apply_process_environment
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -41,7 +42,9 @@ POLL_MILLISECONDS = 1000
 MIN_CHILD_LIFETIME_SECONDS = 5.0
 
 
-def run_worker(app_ref: str, config: TriggerConfig, processes: int = 1, threads: int = 4) -> int:
+def run_worker(
+    app_ref: str | None, config: TriggerConfig, processes: int = 1, threads: int = 4
+) -> int:
     """``fc-wsgi worker``: ``processes`` OS processes of ``threads`` Dramatiq worker threads
     each, until SIGTERM or SIGINT. Returns the exit status."""
     if config.async_.backend != "dramatiq":
@@ -59,9 +62,11 @@ def run_worker(app_ref: str, config: TriggerConfig, processes: int = 1, threads:
     return _supervise(app_ref, config, processes, threads)
 
 
-def _work(app_ref: str, config: TriggerConfig, threads: int) -> int:
+def _work(app_ref: str | None, config: TriggerConfig, threads: int) -> int:
     """One worker process: Dramatiq's Worker in-process until a stop signal."""
     configure_logging()
+    if config.function is not None:  # this process is the function's instance, as serve's are
+        apply_process_environment(config.function, config.profile)
     broker = build_worker_broker(make_task_app(app_ref, config), config)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -86,11 +91,11 @@ def _work(app_ref: str, config: TriggerConfig, threads: int) -> int:
     return 0
 
 
-def _child(app_ref: str, config: TriggerConfig, threads: int) -> None:
+def _child(app_ref: str | None, config: TriggerConfig, threads: int) -> None:
     raise SystemExit(_work(app_ref, config, threads))
 
 
-def _supervise(app_ref: str, config: TriggerConfig, processes: int, threads: int) -> int:
+def _supervise(app_ref: str | None, config: TriggerConfig, processes: int, threads: int) -> int:
     """Start ``processes`` children (spawned: no threads or sockets inherited), pass stop
     signals on, and replace a child that dies unless it died at once (a crash loop)."""
     context = multiprocessing.get_context("spawn")

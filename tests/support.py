@@ -205,40 +205,15 @@ def write_tree(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def handler_app(function: Any) -> Callable[..., Iterable[bytes]]:
-    """A project function's ``module.func`` handler, loaded from its code folder by file path.
+def project_app(path: Path | str, tmp_path: Path, **options: Any):
+    """``make_project_app`` over a copy of the project in ``tmp_path``: its journals (kept
+    beside the s.yaml) never land in the source tree."""
+    import shutil
 
-    A stand-in for the function runtime (not this package's): the module gets a name of its
-    own, so two functions' ``index.py`` never share ``sys.modules``, and the function's
-    environment variables are put in ``environ`` as FC's Python runtime does.
-    """
-    import importlib.util
+    from fc_wsgi import make_project_app
+    from fc_wsgi.project import load_project
 
-    module_name, _, attr = function.handler.rpartition(".")
-    file = function.code_dir / (module_name.replace(".", "/") + ".py")
-    spec = importlib.util.spec_from_file_location(f"_project_{function.name}_{module_name}", file)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    handler = getattr(module, attr)
-    variables = dict(function.environment)
-
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        for name, value in variables.items():
-            environ.setdefault(name, value)
-        return handler(environ, start_response)
-
-    return app
-
-
-def project_app(path: Path | str, journals: Path | None = None, **options: Any):
-    """``Router`` over real trigger stacks of a project, its handlers from :func:`handler_app`."""
-    from fc_wsgi import make_trigger_app
-    from fc_wsgi.project import Router, load_project
-
-    def build(endpoint: Any) -> Callable[..., Iterable[bytes]]:
-        mapping = {key: value for key, value in endpoint.trigger.items() if key != "function"}
-        if journals is not None:  # one journal per function
-            mapping["async"] = {"journal": str(journals / f"{endpoint.function.name}.sqlite3")}
-        return make_trigger_app(handler_app(endpoint.function), mapping)
-
-    return Router(load_project(path, **options), build)
+    source = Path(path)
+    copy = tmp_path / "project"
+    shutil.copytree(source.parent, copy, ignore=shutil.ignore_patterns(".fc-wsgi", "__pycache__"))
+    return make_project_app(load_project(copy / source.name, **options))

@@ -142,3 +142,42 @@ def test_check_shows_the_function_settings_and_the_concurrency_warning(tmp_path,
     assert out["function.codeUri"] == str(tmp_path / "code")
     assert out["function cap"] == "2 x 3 concurrent invocations"
     assert out["warning"].startswith("instanceConcurrency > 1")  # open question 5
+
+
+def test_check_of_a_project_lists_functions_domains_and_routes(capsys):
+    assert main(["check", "examples/project/s.yaml"]) == 0
+    out = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    assert out["project"] == "fc-wsgi-example (edition 3.0.0, profile fc3)"
+    assert "index.handler in" in out["function hello"]
+    assert out["function notes environment"] == "NOTES_TITLE, NOTES_LIMIT"  # names, no values
+    assert out["domain www.example.com route /v1/*"] == "notes (all methods, rewritten)"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["serve", "examples/project/s.yaml", "--config", "x.json"],
+                     "--config: a project's triggers come from its s.yaml", id="config + s.yaml"),
+        pytest.param(["serve", "examples/project/s.yaml", "--function", "nope"],
+                     "nope", id="unknown function"),
+        pytest.param(["serve", "examples.hello:handler", "--function", "hello"],
+                     "--function: picks functions of an s.yaml project", id="--function alone"),
+        pytest.param(["tasks", "list", "--config", "examples/project/s.yaml"],
+                     "--function: which function's tasks? one of hello, notes", id="which journal"),
+        pytest.param(["check", "missing/s.yaml"], "missing/s.yaml", id="no such s.yaml"),
+    ],
+)  # fmt: skip
+def test_project_command_lines_refused_with_exit_2(argv, message, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_tasks_of_a_project_function_read_its_own_journal(tmp_path, capsys):
+    import shutil
+
+    shutil.copytree("examples/project", tmp_path / "project")
+    config = str(tmp_path / "project/s.yaml")
+    assert main(["tasks", "list", "--config", config, "--function", "notes"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("ID")  # empty, nothing created
+    assert not (tmp_path / "project/.fc-wsgi").exists()

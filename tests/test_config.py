@@ -120,8 +120,22 @@ def test_bad_values_name_their_field_path(raw, message):
         load_config(raw)
 
 
-def test_function_auth_needs_access_keys():
+def test_function_auth_needs_access_keys(monkeypatch):
+    monkeypatch.delenv("FC_WSGI_ACCESS_KEY_ID", raising=False)
     with pytest.raises(ConfigError, match="accessKeys: authType function needs at least one"):
+        load_config({**BASE, "authType": "function"})
+
+
+def test_function_auth_without_access_keys_takes_the_environments_pair(monkeypatch):
+    """An s.yaml cannot list keys: FC checks the caller's account keys; ours come from
+    FC_WSGI_ACCESS_KEY_ID / FC_WSGI_ACCESS_KEY_SECRET, never from the function's ALIBABA_CLOUD_*."""
+    monkeypatch.setenv("FC_WSGI_ACCESS_KEY_ID", "AK-ENV")
+    monkeypatch.setenv("FC_WSGI_ACCESS_KEY_SECRET", "env-secret-0123456789")
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "role-key")
+    config = load_config({**BASE, "authType": "function"})
+    assert [(k.id, k.secret) for k in config.access_keys] == [("AK-ENV", "env-secret-0123456789")]
+    monkeypatch.delenv("FC_WSGI_ACCESS_KEY_SECRET")
+    with pytest.raises(ConfigError, match="FC_WSGI_ACCESS_KEY_ID and FC_WSGI_ACCESS_KEY_SECRET"):
         load_config({**BASE, "authType": "function"})
 
 

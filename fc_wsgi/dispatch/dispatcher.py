@@ -82,6 +82,11 @@ _KEPT_KEYS = frozenset(
         "SERVER_PORT",
         "SERVER_PROTOCOL",
         "wsgi.url_scheme",
+        # The URI as received (the server's, or a project router's rewrite of it): the
+        # function runtime hands it to a replayed task as fc.request_uri.
+        "RAW_URI",
+        "REQUEST_URI",
+        "fc.request_uri",
     }
 )
 # Consumed here: the replayed request must not ask for async again.

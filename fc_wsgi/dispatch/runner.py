@@ -169,9 +169,12 @@ def _function_error(body: bytes, status_line: str) -> str:
     """``errorType: errorMessage`` from FC's function-error body, else the status line."""
     try:
         payload = json.loads(body)
-        return f"{payload['errorType']}: {payload['errorMessage']}"
+        message = payload["errorMessage"]
     except (ValueError, TypeError, KeyError):
         return f"function answered {status_line}"
+    # FC's timeout body has no errorType (fc-spec-runtime.md 15).
+    error_type = payload.get("errorType")
+    return f"{error_type}: {message}" if error_type else str(message)
 
 
 def _status_code(status_line: str) -> int:

@@ -33,6 +33,9 @@ Handler = Callable[..., Any]
 
 #: Code roots loaded in this process, so one function's modules can be hidden from another's.
 _code_roots: list[str] = []
+#: Modules loaded per (code root, dotted name): a function reached through several stacks (a
+#: project's default endpoint and custom domains) loads its module once, as one FC instance.
+_loaded: dict[tuple[str, str], ModuleType] = {}
 _load_lock = threading.Lock()
 
 
@@ -77,6 +80,9 @@ def import_from(module_path: str, code_root: str) -> ModuleType:
     root = os.path.abspath(code_root)
     dotted = module_path.replace("/", ".").strip(".")
     with _load_lock:
+        loaded = _loaded.get((root, dotted))
+        if loaded is not None:
+            return loaded
         if root not in _code_roots:
             _code_roots.append(root)
         others = tuple(r + os.sep for r in _code_roots if r != root)
@@ -88,7 +94,8 @@ def import_from(module_path: str, code_root: str) -> ModuleType:
         sys.path.insert(0, root)
         importlib.invalidate_caches()
         try:
-            return importlib.import_module(dotted)
+            module = _loaded[root, dotted] = importlib.import_module(dotted)
+            return module
         except SyntaxError as exc:
             log.error("handler module %r: syntax error", module_path, exc_info=exc)
             raise UserCodeSyntaxError(f"Syntax error in module '{module_path}'") from exc

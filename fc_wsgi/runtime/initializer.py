@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+_shared: dict[tuple[str, str], Initializer] = {}
+_shared_lock = threading.Lock()
+
 
 class InitializationFailed(Exception):
     """The initializer raised, timed out or could not be loaded; ``payload`` is FC's body."""
@@ -31,6 +34,17 @@ class InitializationFailed(Exception):
     def __init__(self, payload: dict[str, str]) -> None:
         super().__init__(payload["errorMessage"])
         self.payload = payload
+
+
+def initializer_for(handler: str, code_root: str, timeout_seconds: int) -> Initializer:
+    """The process's one :class:`Initializer` of this hook: a function served by several
+    stacks (a project's endpoints) still initializes once per worker, as one FC instance."""
+    key = (handler, code_root)
+    with _shared_lock:
+        shared = _shared.get(key)
+        if shared is None:
+            shared = _shared[key] = Initializer(handler, code_root, timeout_seconds)
+        return shared
 
 
 class Initializer:

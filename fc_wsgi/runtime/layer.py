@@ -41,7 +41,7 @@ from ..errors import (
 from . import logtail
 from .context import FCContext, FunctionMeta, RequestLogger, ServiceMeta, credentials_from
 from .environment import environ_extras, function_variables
-from .initializer import InitializationFailed, Initializer
+from .initializer import InitializationFailed, initializer_for
 from .recycle import recycle_worker
 from .slots import Slots, slots_for
 from .timeout import FunctionTimeout, run_with_deadline
@@ -108,7 +108,7 @@ class FunctionRuntime:
         self._per_request_logger = function.instance_concurrency > 1
         if self._per_request_logger:
             log.warning("function %s: %s", function.name, CONCURRENCY_WARNING)
-        self.initializer = Initializer(
+        self.initializer = initializer_for(
             function.init_handler, function.code_uri, function.init_timeout_seconds
         )
         logtail.install()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import http.client
 import json
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from support import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -26,16 +29,13 @@ def request(server, method: str, path: str, host: str = "www.example.com"):
 
 @pytest.fixture
 def example(start_server, tmp_path):
+    """`fc-wsgi serve s.yaml` on a copy of the example (its journals stay in tmp_path)."""
+    shutil.copytree(ROOT / "examples/project", tmp_path / "project")
     argv = [
-        sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "--workers", "2",
-        "--no-control-socket", "tests.e2e.project_app:app",
+        sys.executable, "-m", "fc_wsgi", "serve", str(tmp_path / "project/s.yaml"),
+        "--bind", "127.0.0.1:{port}", "--workers", "2",
     ]  # fmt: skip
-    env = {
-        "FC_WSGI_PROJECT": str(ROOT / "examples/project/s.yaml"),
-        "FC_WSGI_JOURNALS": str(tmp_path),
-        "GREETING": "Hello over gunicorn",
-    }
-    return start_server(argv, env=env)
+    return start_server(argv, env={"GREETING": "Hello over gunicorn"})
 
 
 def test_example_project_over_gunicorn(example):
@@ -53,3 +53,31 @@ def test_example_project_over_gunicorn(example):
     assert json.loads(body)["notes"] == {"1": "Serve a Serverless Devs project"}
     status, _, body = request(example, "GET", "/2023-03-30/proxy/nope/")
     assert (status, json.loads(body)["Code"]) == (404, "FunctionNotFound")
+
+
+def test_async_runs_on_the_function_that_took_it(example, tmp_path):
+    """Each function keeps its own journal beside the s.yaml; `fc-wsgi tasks` reads one."""
+    conn = http.client.HTTPConnection("127.0.0.1", example.port, timeout=10)
+    try:
+        headers = {"Host": "www.example.com", "X-Fc-Invocation-Type": "Async"}
+        conn.request("POST", "/v1/3", body=b"{}", headers=headers)
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
+    assert response.status == 202
+    request_id = response.getheader("X-Fc-Request-Id")
+    project = tmp_path / "project"
+
+    def tasks(function: str) -> list[dict]:
+        argv = [sys.executable, "-m", "fc_wsgi", "tasks", "list", "--json",
+                "--config", str(project / "s.yaml"), "--function", function]  # fmt: skip
+        out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT)
+        return [json.loads(line) for line in out.stdout.splitlines()]
+
+    done = wait_for(
+        lambda: [t for t in tasks("notes") if t["state"] == "Succeeded"], 20, "notes' task ran"
+    )
+    assert [t["request_id"] for t in done] == [request_id]
+    assert (project / ".fc-wsgi/notes.sqlite3").exists()
+    assert tasks("hello") == []  # the other function's journal holds nothing of it
