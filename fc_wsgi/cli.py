@@ -8,9 +8,11 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, NoReturn
 
 from .config import AsyncConfig, ConfigError, TriggerConfig, describe, load_config
+from .dispatch.tasks import STATES
 from .factory import DEFAULT_TRIGGER, load_app, make_trigger_app
 
 #: Exit status for usage and config errors (as argparse uses).
@@ -71,11 +73,15 @@ def _build_parser() -> _Parser:
     sign.set_defaults(run=_sign)
 
     tasks = commands.add_parser("tasks", help="async tasks in the journal (or Redis)")
-    tasks.add_argument("action", choices=("list", "show", "retry"))
-    tasks.add_argument("task_id", nargs="?", metavar="ID", help="request id (show, retry)")
+    tasks.add_argument("action", choices=("list", "show", "retry", "stop"))
+    tasks.add_argument("task_id", nargs="?", metavar="ID", help="request id (show, retry, stop)")
     tasks.add_argument("--config", metavar="FILE", help="trigger config naming the journal")
     tasks.add_argument("--json", action="store_true", help="one JSON object per line")
     tasks.add_argument("--limit", type=_positive, default=100, metavar="N")
+    tasks.add_argument("--state", choices=STATES, help="list: only tasks in this FC state")
+    tasks.add_argument(
+        "--since", type=_since, metavar="WHEN", help="list: created since 30m, 2h, 1d or ISO time"
+    )
     tasks.set_defaults(run=_tasks)
 
     worker = commands.add_parser("worker", help="run async tasks of the dramatiq backend")
@@ -174,8 +180,9 @@ def _tasks(args: argparse.Namespace) -> int:
         raise ConfigError(f"tasks {args.action}: give the task's request id")
     async_ = _load(args.config).async_
     path = async_.journal
+    counts: dict[str, int] = {}
     if async_.backend != "sqlite" or os.path.exists(path):
-        records = _task_records(async_, args)
+        records, counts = _task_records(async_, args)
     elif args.action == "list":  # no async request yet: say so, create nothing
         records = []
     else:
@@ -188,25 +195,53 @@ def _tasks(args: argparse.Namespace) -> int:
             print(f"{key}: {_shown(key, value)}")
     else:
         _print_table(records)
+        if args.action == "list":
+            _print_counts(counts)
     return 0
 
 
-def _task_records(config: AsyncConfig, args: argparse.Namespace) -> list[Any]:
+def _task_records(
+    config: AsyncConfig, args: argparse.Namespace
+) -> tuple[list[Any], dict[str, int]]:
+    """The records the action shows and, for a table of tasks, the counts per state."""
     from .dispatch.backend import describe_backend, open_backend
     from .dispatch.tasks import StoreError
 
     with open_backend(config) as store:
         try:
             if args.action == "list":
-                return store.list_tasks(limit=args.limit)
-            if args.action == "retry":
-                return [store.retry(args.task_id)]
+                records = store.list_tasks(limit=args.limit, state=args.state, since=args.since)
+                return records, {} if args.json else store.counts()
+            if args.action in ("retry", "stop"):
+                return [getattr(store, args.action)(args.task_id)], {}
             record = store.get(args.task_id)
         except StoreError as exc:
             raise ConfigError(f"tasks {args.action}: {exc}") from None
     if record is None:
         raise ConfigError(f"no async task {args.task_id!r} in {describe_backend(config)}")
-    return [record]
+    return [record], {}
+
+
+def _since(text: str) -> float:
+    """``--since``: a duration back from now (``90s``, ``30m``, ``2h``, ``1d``) or an ISO 8601
+    time (local time unless it names its zone), as wall-clock seconds."""
+    unit = _SINCE_UNITS.get(text[-1:])
+    if unit is not None and text[:-1].isdigit():
+        return time.time() - int(text[:-1]) * unit
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 30m, 2h, 1d or an ISO time such as 2026-01-31T12:00, got {text!r}"
+        ) from None
+
+
+_SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _print_counts(counts: dict[str, int]) -> None:
+    shown = [f"{state} {n}" for state, n in counts.items() if n]
+    print(f"{sum(counts.values())} tasks: " + (", ".join(shown) or "none"))
 
 
 _COLUMNS = ("ID", "STATE", "ATTEMPTS", "CREATED", "UPDATED", "LAST ERROR")
