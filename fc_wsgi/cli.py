@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -14,6 +15,8 @@ from typing import Any, NoReturn
 from .config import AsyncConfig, ConfigError, TriggerConfig, describe, load_config
 from .dispatch.tasks import STATES
 from .factory import DEFAULT_TRIGGER, load_app, make_trigger_app
+from .logs import LOG_FORMAT_ENV, LOG_FORMATS
+from .metrics import FUNCTION_ENV, METRICS_EXTRA
 
 #: Exit status for usage and config errors (as argparse uses).
 EXIT_USAGE = 2
@@ -50,6 +53,10 @@ def _build_parser() -> _Parser:
     serve.add_argument("--workers", type=_positive, default=1, metavar="N")
     serve.add_argument("--threads", type=_positive, default=1, metavar="N")
     serve.add_argument("--dev", action="store_true", help="werkzeug's reloading dev server")
+    serve.add_argument(
+        "--access-log", metavar="FILE", help="access lines with request id and FC code ('-')"
+    )
+    _observe_options(serve)
     serve.set_defaults(run=_serve)
 
     check = commands.add_parser("check", help="validate a config, print the effective settings")
@@ -91,8 +98,44 @@ def _build_parser() -> _Parser:
     worker.add_argument(
         "--threads", type=_positive, metavar="N", help="per process; default: async.workers"
     )
+    _observe_options(worker)
     worker.set_defaults(run=_worker)
     return parser
+
+
+def _observe_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--metrics-bind", metavar="HOST:PORT", help="serve Prometheus metrics there (own socket)"
+    )
+    command.add_argument(
+        "--function-label", metavar="NAME", help="the metrics' function label (default: default)"
+    )
+    command.add_argument("--log-format", choices=LOG_FORMATS, help="text (default) or json")
+
+
+def _observing(args: argparse.Namespace) -> str | None:
+    """Pass the observe options to the processes about to start (by environment, as plain
+    gunicorn gets them); prepare the metrics directory. Returns the directory to remove
+    at exit, if made here."""
+    if args.log_format:
+        os.environ[LOG_FORMAT_ENV] = args.log_format
+    if args.function_label:
+        os.environ[FUNCTION_ENV] = args.function_label
+    if not args.metrics_bind:
+        return None
+    from .metrics_server import METRICS_BIND_ENV, parse_bind, prepare_directory
+
+    try:
+        parse_bind(args.metrics_bind)
+    except ValueError as exc:
+        raise ConfigError(f"--metrics-bind: {exc}") from None
+    # Found, not imported: prometheus_client picks its multiprocess mode when first imported,
+    # which must happen after PROMETHEUS_MULTIPROC_DIR is set below.
+    if importlib.util.find_spec("prometheus_client") is None:
+        raise ConfigError(f"--metrics-bind: needs {METRICS_EXTRA}")
+    os.environ[METRICS_BIND_ENV] = args.metrics_bind
+    directory, made = prepare_directory()
+    return directory if made else None
 
 
 def _positive(text: str) -> int:
@@ -112,6 +155,8 @@ def _serve(args: argparse.Namespace) -> int:
     if not host or not port.isdigit():
         raise ConfigError(f"--bind: expected HOST:PORT, got {args.bind!r}")
     if args.dev:
+        if args.metrics_bind:
+            raise ConfigError("--metrics-bind: serve under gunicorn, not --dev")
         from werkzeug.serving import run_simple
 
         run_simple(
@@ -120,8 +165,18 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     from .serve import TriggerServer, gunicorn_options
 
-    options = gunicorn_options(config, bind=args.bind, workers=args.workers, threads=args.threads)
-    TriggerServer(args.app, config, options).run()
+    options = gunicorn_options(
+        config, bind=args.bind, workers=args.workers, threads=args.threads,
+        accesslog=args.access_log,
+    )  # fmt: skip
+    made = _observing(args)
+    try:
+        TriggerServer(args.app, config, options).run()
+    finally:
+        if made:
+            from .metrics_server import remove_directory
+
+            remove_directory(made)
     return 0
 
 
@@ -136,7 +191,17 @@ def _worker(args: argparse.Namespace) -> int:
         from .worker import run_worker
     except ImportError as exc:
         raise ConfigError(f"fc-wsgi worker needs pip install 'fc-wsgi[dramatiq]' ({exc})") from None
-    return run_worker(args.app, config, args.processes, args.threads or config.async_.workers)
+    made = _observing(args)
+    try:
+        return run_worker(
+            args.app, config, args.processes, args.threads or config.async_.workers,
+            metrics_bind=args.metrics_bind,
+        )  # fmt: skip
+    finally:
+        if made:
+            from .metrics_server import remove_directory
+
+            remove_directory(made)
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 
 #: environ key holding the one request id of a request, set by whichever layer needs it first.
 REQUEST_ID_KEY = "fc.request_id"
+#: environ key holding the FC error code of the answer, set when an FC error answers (read by
+#: the metrics and the access log; absent for the app's own answers).
+ERROR_CODE_KEY = "fc.error_code"
+#: The code counted for a function that raised: FC's ``X-Fc-Error-Type`` of that answer.
+UNHANDLED_CODE = "UnhandledInvocationError"
 
 _JSON = ("Content-Type", "application/json")
 
@@ -159,6 +164,7 @@ def error_response(
 ) -> list[bytes]:
     """Answer ``error`` as FC's gateway does; ``exc_info`` when replacing a started response."""
     rid = request_id(environ, profile)
+    environ[ERROR_CODE_KEY] = error.code
     body = error_body(error, rid, profile)
     headers = error_headers(rid, error.error_type, body)
     headers.extend(error.extra_headers)
@@ -176,10 +182,11 @@ def function_error_response(
 ) -> list[bytes]:
     """FC's answer to a function that raised: 502 ``UnhandledInvocationError``, logged."""
     rid = request_id(environ, profile)
+    environ[ERROR_CODE_KEY] = UNHANDLED_CODE
     log.error("request %s: unhandled error in the function", rid, exc_info=exc)
     payload = {"errorMessage": message or str(exc), "errorType": type(exc).__name__}
     body = json.dumps(payload).encode()
-    headers = error_headers(rid, "UnhandledInvocationError", body)
+    headers = error_headers(rid, UNHANDLED_CODE, body)
     start_response(BadResponse.status, headers, exc_info)  # type: ignore[arg-type]
     return [_unless_head(environ, body)]
 

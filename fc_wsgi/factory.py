@@ -7,7 +7,8 @@ CORS is outermost so that every answer, errors included, carries CORS headers; l
 before authentication so that an oversized request costs no signature check; the header
 filter is innermost so that auth and async read their ``x-fc-*`` headers before the app is
 shielded from them (DESIGN.md, "Request flow"). A layer with nothing to do for this config is
-left out rather than called on every request.
+left out rather than called on every request. With metrics on, RequestMetrics wraps the
+whole stack from outside, so every answer is counted and timed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from werkzeug.utils import ImportStringError, import_string
 
+from . import metrics
 from .auth.gate import AuthGate
 from .config import ConfigError, TriggerConfig, load_config
 from .cors import CorsDefaults
@@ -25,6 +27,8 @@ from .dispatch import AsyncDispatcher
 from .dispatch.backend import open_backend
 from .headers import HeaderFilter
 from .limits import LimitGuard
+from .logs import log_format
+from .request_log import RequestLogContext
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
@@ -100,6 +104,16 @@ def make_trigger_app(
             methods=trigger.methods,
             profile=profile,
         )
+    if log_format() == "json":  # each record carries the id of the request that logged it
+        stack = RequestLogContext(stack, profile=profile)
+    try:
+        measured = metrics.enable()  # None unless PROMETHEUS_MULTIPROC_DIR is set
+    except ImportError as exc:
+        raise ConfigError(str(exc)) from None
+    if measured is not None:
+        from .request_metrics import RequestMetrics
+
+        stack = RequestMetrics(stack, measured)
     return stack
 
 

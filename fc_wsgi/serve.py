@@ -5,7 +5,10 @@ one header over ``limit_request_field_size``) before the app is called, with its
 400. So that FC's answers reach the client, :data:`GUNICORN_DEFAULTS` raises those limits
 above FC's. Under plain ``gunicorn 'fc_wsgi.serve:app_from_env()'`` gunicorn's own limits
 come first unless the same options are given on its command line, and
-``-c python:fc_wsgi.serve`` installs the worker hooks that start and drain the async scheduler.
+``-c python:fc_wsgi.serve`` installs the worker hooks that start and drain the async scheduler,
+the access-log format with the request id and FC error code, and, when
+``FC_WSGI_METRICS_BIND`` and ``PROMETHEUS_MULTIPROC_DIR`` are set, the metrics endpoint in
+the master (README, "Observe").
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 
-from .config import ConfigError, TriggerConfig
+from .access_log import ACCESS_LOG_FORMAT
+from .config import ConfigError, TriggerConfig, load_config
 from .dispatch import drain_all, start_all
-from .factory import make_trigger_app
+from .factory import DEFAULT_TRIGGER, make_trigger_app
 from .logs import configure_logging
+from .metrics import MULTIPROC_DIR_ENV
+from .metrics_server import METRICS_BIND_ENV, mark_dead, start_endpoint
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
@@ -40,6 +46,10 @@ def gunicorn_options(config: TriggerConfig, **overrides: Any) -> dict[str, Any]:
         "limit_request_fields": 1000,
         "post_worker_init": post_worker_init,
         "worker_exit": worker_exit,
+        "when_ready": when_ready,
+        "child_exit": child_exit,
+        "logger_class": logger_class,
+        "access_log_format": access_log_format,
     }
     options.update({k: v for k, v in overrides.items() if v is not None})
     if options.get("threads", 1) > 1 and "worker_class" not in overrides:
@@ -80,6 +90,31 @@ def post_worker_init(worker: Any) -> None:
 def worker_exit(server: Any, worker: Any) -> None:
     """Finish running async tasks, or release their leases, within the graceful timeout."""
     drain_all(max(1.0, worker.cfg.graceful_timeout - 1.0))
+
+
+def when_ready(server: Any) -> None:
+    """In the master, once listening: serve the metrics when ``--metrics-bind`` asked for it."""
+    bind = os.environ.get(METRICS_BIND_ENV)
+    if not bind or not os.environ.get(MULTIPROC_DIR_ENV):
+        return
+    app = getattr(server, "app", None)
+    config = app._config if isinstance(app, TriggerServer) else _config_from_env()
+    start_endpoint(bind, config.async_)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """In the master, when a worker exited: fold its live metric files into the totals."""
+    mark_dead(worker.pid)
+
+
+#: gunicorn settings found by name under ``-c python:fc_wsgi.serve``.
+logger_class = "fc_wsgi.access_log.AccessLogger"
+access_log_format = ACCESS_LOG_FORMAT
+
+
+def _config_from_env() -> TriggerConfig:
+    path = os.environ.get("FC_WSGI_CONFIG")
+    return load_config(path) if path else DEFAULT_TRIGGER
 
 
 def app_from_env() -> WSGIApplication:

@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING
 
 import dramatiq
 
+from . import metrics
 from .common import redact_url
 from .config import ConfigError, TriggerConfig
 from .dispatch.dramatiq_backend import QUEUE_NAME, BrokerSettings
 from .dispatch.dramatiq_worker import build_worker_broker
 from .factory import make_task_app
 from .logs import configure_logging
+from .metrics_server import mark_dead, start_endpoint
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -41,9 +43,17 @@ POLL_MILLISECONDS = 1000
 MIN_CHILD_LIFETIME_SECONDS = 5.0
 
 
-def run_worker(app_ref: str, config: TriggerConfig, processes: int = 1, threads: int = 4) -> int:
+def run_worker(
+    app_ref: str,
+    config: TriggerConfig,
+    processes: int = 1,
+    threads: int = 4,
+    *,
+    metrics_bind: str | None = None,
+) -> int:
     """``fc-wsgi worker``: ``processes`` OS processes of ``threads`` Dramatiq worker threads
-    each, until SIGTERM or SIGINT. Returns the exit status."""
+    each, until SIGTERM or SIGINT. Returns the exit status. ``metrics_bind``: serve the
+    metrics of every process (``PROMETHEUS_MULTIPROC_DIR`` set) there, from this one."""
     if config.async_.backend != "dramatiq":
         raise ConfigError(
             "async.backend: fc-wsgi worker runs the dramatiq backend's tasks; "
@@ -54,6 +64,8 @@ def run_worker(app_ref: str, config: TriggerConfig, processes: int = 1, threads:
     BrokerSettings.from_url(config.async_.broker_url)  # a bad URL: exit 2 here, not per child
     make_task_app(app_ref, config)  # an import error: exit 2 here, not in every child
     configure_logging()
+    if metrics_bind:
+        start_endpoint(metrics_bind, config.async_)
     if processes == 1:
         return _work(app_ref, config, threads)
     return _supervise(app_ref, config, processes, threads)
@@ -62,6 +74,7 @@ def run_worker(app_ref: str, config: TriggerConfig, processes: int = 1, threads:
 def _work(app_ref: str, config: TriggerConfig, threads: int) -> int:
     """One worker process: Dramatiq's Worker in-process until a stop signal."""
     configure_logging()
+    metrics.enable()  # counts runs when PROMETHEUS_MULTIPROC_DIR is set
     broker = build_worker_broker(make_task_app(app_ref, config), config)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -117,6 +130,8 @@ def _supervise(app_ref: str, config: TriggerConfig, processes: int, threads: int
                 stopping.set()
                 break
             log.warning("worker process %d died (%s): starting another", child.pid, child.exitcode)
+            if child.pid is not None:
+                mark_dead(child.pid)
             children[i] = start()
     for child, _ in children:
         if child.is_alive() and child.pid is not None:
