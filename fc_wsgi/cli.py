@@ -16,10 +16,12 @@ from .config import AsyncConfig, ConfigError, TriggerConfig, describe, load_conf
 from .dispatch.tasks import STATES
 from .factory import DEFAULT_TRIGGER, load_app, make_trigger_app
 from .logs import LOG_FORMAT_ENV, LOG_FORMATS
-from .metrics import FUNCTION_ENV, METRICS_EXTRA
+from .metrics import DEFAULT_FUNCTION, FUNCTION_ENV, METRICS_EXTRA
 
 #: Exit status for usage and config errors (as argparse uses).
 EXIT_USAGE = 2
+#: Where `fc-wsgi dashboard` finds its token when --token is not given.
+DASHBOARD_TOKEN_ENV = "FC_WSGI_DASHBOARD_TOKEN"
 #: Where `fc-wsgi sign` finds the secret when --access-key-secret is not given.
 SECRET_ENV = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
 
@@ -90,6 +92,17 @@ def _build_parser() -> _Parser:
         "--since", type=_since, metavar="WHEN", help="list: created since 30m, 2h, 1d or ISO time"
     )
     tasks.set_defaults(run=_tasks)
+
+    dashboard = commands.add_parser("dashboard", help="the async tasks in a browser")
+    dashboard.add_argument(
+        "--config", action="append", required=True, metavar="[NAME=]FILE",
+        help="trigger config naming the task store; repeat for more functions",
+    )  # fmt: skip
+    dashboard.add_argument("--bind", default="127.0.0.1:9465", metavar="HOST:PORT")
+    dashboard.add_argument(
+        "--token", metavar="TOKEN", help=f"required off loopback (default: ${DASHBOARD_TOKEN_ENV})"
+    )
+    dashboard.set_defaults(run=_dashboard)
 
     worker = commands.add_parser("worker", help="run async tasks of the dramatiq backend")
     worker.add_argument("app", metavar="MODULE:APP")
@@ -202,6 +215,38 @@ def _worker(args: argparse.Namespace) -> int:
             from .metrics_server import remove_directory
 
             remove_directory(made)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from werkzeug.serving import make_server
+
+    from .dashboard.app import dashboard_for
+
+    functions = {}
+    for given in args.config:
+        name, sep, path = given.rpartition("=")
+        if not sep:
+            many = len(args.config) > 1
+            name = os.path.splitext(os.path.basename(path))[0] if many else DEFAULT_FUNCTION
+        functions[name] = load_config(path).async_
+    host, _, port = args.bind.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--bind: expected HOST:PORT, got {args.bind!r}")
+    try:
+        token = args.token or os.environ.get(DASHBOARD_TOKEN_ENV)
+        app = dashboard_for(functions, host.strip("[]"), int(port), token)
+    except ValueError as exc:
+        raise ConfigError(f"--bind: {exc}: give --token or ${DASHBOARD_TOKEN_ENV}") from None
+    server = make_server(host.strip("[]"), int(port), app, threaded=True)
+    print(f"fc-wsgi dashboard on http://{args.bind}/ ({', '.join(functions)})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        app.close()
+    return 0
 
 
 def _check(args: argparse.Namespace) -> int:
