@@ -34,7 +34,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from ..dispatch.backend import TaskStore, open_backend
-from ..dispatch.tasks import StoreError, TaskBusy, TaskFinished, TaskNotFound, TaskRecord
+from ..dispatch.tasks import STATES, StoreError, TaskBusy, TaskFinished, TaskNotFound, TaskRecord
 from . import pages
 
 if TYPE_CHECKING:
@@ -57,7 +57,8 @@ _SECURITY_HEADERS = (
     ),
     ("X-Frame-Options", "DENY"),
     ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
+    # same-origin, not no-referrer: under no-referrer a form POST carries "Origin: null".
+    ("Referrer-Policy", "same-origin"),
     ("Cache-Control", "no-store"),
 )
 _STATIC = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
@@ -106,9 +107,10 @@ class Dashboard:
                 Rule("/counts.json", endpoint="counts", methods=["GET"]),
                 Rule("/login", endpoint="login", methods=["GET", "POST"]),
                 Rule("/static/<name>", endpoint="static", methods=["GET"]),
-                Rule("/tasks/<function>/<path:task_id>", endpoint="detail", methods=["GET"]),
-                Rule("/tasks/<function>/<path:task_id>/retry", endpoint="retry", methods=["POST"]),
-                Rule("/tasks/<function>/<path:task_id>/stop", endpoint="stop", methods=["POST"]),
+                Rule("/favicon.ico", endpoint="favicon", methods=["GET"]),
+                Rule("/tasks/<function>/<task_id>", endpoint="detail", methods=["GET"]),
+                Rule("/tasks/<function>/<task_id>/retry", endpoint="retry", methods=["POST"]),
+                Rule("/tasks/<function>/<task_id>/stop", endpoint="stop", methods=["POST"]),
             ]  # fmt: skip
         )
 
@@ -133,6 +135,8 @@ class Dashboard:
             return _page("Not found", pages.message("Not found", "No such page."), 404)
         if endpoint == "static":
             return self._static_file(args["name"])
+        if endpoint == "favicon":  # browsers ask for it; an empty answer, not a 404
+            return Response(status=204)
         if endpoint == "login":
             return self._login(request)
         if not self._signed_in(request):
@@ -264,7 +268,7 @@ class Dashboard:
         return task
 
     def _counts_of(self, functions: Iterable[str]) -> dict[str, int]:
-        totals: dict[str, int] = {}
+        totals = dict.fromkeys(STATES, 0)
         for name in functions:
             store = self._store(name)
             for state, count in ({} if store is None else store.counts()).items():
