@@ -64,6 +64,8 @@ class App:
     name: str
     ref: str
     config: dict[str, Any] | None = None
+    #: Prometheus metrics on (README "Observe"): a multiprocess directory and an endpoint.
+    metrics: bool = False
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,7 @@ def build_apps(creds: Credentials) -> list[App]:
     return [
         App("bare", bare),
         App("anonymous", bare, {"authType": "anonymous", "methods": METHODS}),
+        App("anonymous metrics", bare, {"authType": "anonymous", "methods": METHODS}, True),
         App("function", bare, {"authType": "function", "methods": METHODS, "accessKeys": keys}),
         App("jwt", bare, {"authType": "jwt", "methods": METHODS, "authConfig": auth_config}),
         App("flask", "benchmarks.apps:flask_bare()"),
@@ -160,6 +163,14 @@ BENCHES = [
     Bench("bare (get.lua)", "bare", "get.lua", note="the WSGI function alone"),
     Bench("bare (cors.lua)", "bare", "cors.lua"),
     Bench("anonymous+CORS", "anonymous", "cors.lua", 200, "bare (cors.lua)", note="full"),
+    Bench(
+        "anonymous+metrics",
+        "anonymous metrics",
+        "cors.lua",
+        200,
+        "bare (cors.lua)",
+        note="Prometheus, multiprocess",
+    ),  # fmt: skip
     Bench("bare (post.lua)", "bare", "post.lua", note="1 KiB body"),
     Bench("anonymous POST", "anonymous", "post.lua", 200, "bare (post.lua)"),
     Bench("bare (signed.lua)", "bare", "signed.lua"),
@@ -245,6 +256,12 @@ def start_server(app: App, shape: Shape, folder: Path, creds: Credentials) -> Se
         path.write_text(json.dumps({**app.config, "async": {"journal": str(journal)}}))
         env.update(FC_WSGI_APP=ref, FC_WSGI_CONFIG=str(path))
         ref = "fc_wsgi.serve:app_from_env()"
+    if app.metrics:
+        metrics_dir = folder / f"{slug}-metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir()
+        env.update(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+                   FC_WSGI_METRICS_BIND=f"127.0.0.1:{free_port()}")  # fmt: skip
     if app.name == "flask peer":
         jwk_path = folder / "public.jwk"
         jwk_path.write_text(json.dumps(creds.jwk))
@@ -544,6 +561,12 @@ def targets(samples: dict[str, list[Sample]]) -> list[str]:
     if {"anonymous+CORS", "bare (cors.lua)"} <= samples.keys():
         anon = median_ratio(samples["anonymous+CORS"], samples["bare (cors.lua)"])
         lines.append(f"{verdict(anon >= 0.90)} full anonymous stack >= 0.90x bare: {anon:.2f}x")
+    if {"anonymous+metrics", "bare (cors.lua)"} <= samples.keys():
+        measured = median_ratio(samples["anonymous+metrics"], samples["bare (cors.lua)"])
+        lines.append(
+            f"{verdict(measured >= 0.85)} anonymous stack with metrics >= 0.85x bare: "
+            f"{measured:.2f}x"
+        )
     if {"jwt", "bare (jwt.lua)"} <= samples.keys():
         jwt_ratio = median_ratio(samples["jwt"], samples["bare (jwt.lua)"])
         lines.append(
