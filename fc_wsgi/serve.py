@@ -64,6 +64,11 @@ class TriggerServer(BaseApplication):  # type: ignore[misc]
         self._app_ref, self._config, self._options = app_ref, config, dict(options)
         super().__init__()  # calls load_config(): set attributes first
 
+    @property
+    def trigger(self) -> TriggerConfig:
+        """The trigger config this server serves (read by the master's hooks)."""
+        return self._config
+
     def load_config(self) -> None:
         if "control_socket_disable" in self.cfg.settings:
             # gunicorn >= 25.1 opens one control socket per user home: two servers collide.
@@ -98,7 +103,7 @@ def when_ready(server: Any) -> None:
     if not bind or not os.environ.get(MULTIPROC_DIR_ENV):
         return
     app = getattr(server, "app", None)
-    config = app._config if isinstance(app, TriggerServer) else _config_from_env()
+    config = app.trigger if isinstance(app, TriggerServer) else _config_from_env()
     start_endpoint(bind, config.async_)
 
 
