@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import random
 import string
+import sys
 import time
 
 import pytest
 import requests
-from support import free_port
+from support import free_port, wait_for
 from test_auth import JwksServer, rsa_jwk, token
 
 pytest.importorskip("prometheus_client", reason="the metrics extra is not installed")
@@ -162,3 +163,28 @@ def test_json_lines_carry_the_request_id_of_the_request(serve):
         access = next(r for r in mine if r["logger"] == "gunicorn.access")
         assert (access["path"], access["status"], access["error_code"]) == (path, 200, "")
         assert access["duration_seconds"] >= 0
+
+
+def test_the_plain_gunicorn_recipe(start_server, tmp_path):
+    """README's recipe: the directory and bind by environment, the hooks by -c."""
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    metrics_port = free_port()
+    env = {
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "FC_WSGI_METRICS_BIND": f"127.0.0.1:{metrics_port}",
+        "FC_WSGI_FUNCTION": "orders",
+        "FC_WSGI_APP": "tests.e2e.observe_app:app",
+    }
+    argv = [sys.executable, "-m", "gunicorn", "fc_wsgi.serve:app_from_env()", "--no-control-socket",
+            "-c", "python:fc_wsgi.serve", "--workers", "2", "--bind", "127.0.0.1:{port}",
+            "--access-logfile", "-"]  # fmt: skip
+    server = start_server(argv, env=env)
+    for path in ("/a", "/b", "/boom"):
+        requests.get(server.url + path, timeout=5)
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    samples = wait_for(lambda: scrape(metrics_url), 10, "the metrics endpoint")
+    assert value(samples, "fc_wsgi_requests_total", method="GET", status="200", code="") == 2
+    assert value(samples, "fc_wsgi_requests_total", method="GET", status="502",
+                 code="UnhandledInvocationError") == 1  # fmt: skip
+    assert "code=UnhandledInvocationError" in server.output()  # the access-log format
