@@ -11,7 +11,7 @@ in the stack (:func:`fc_wsgi.factory.make_trigger_app`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ._wsgi import close_iterable
@@ -32,42 +32,44 @@ class RequestMetrics:
         self._observe = metrics.duration.observe
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        started = time.perf_counter()
-        status: list[str] = []
-
-        def start_and_note(status_line: str, headers: Any, exc_info: Any = None) -> Any:
-            status[:] = (status_line[:3],)
-            return start_response(status_line, headers, exc_info)
-
+        measured = _Measured(self, environ, start_response)
         try:
-            body = self.app(environ, start_and_note)
+            measured.body = self.app(environ, measured.start_response)
         except BaseException:
-            self._done(environ, status or ["500"], started)
+            measured.done()
             raise
-        return _TimedBody(body, lambda: self._done(environ, status or ["500"], started))
-
-    def _done(self, environ: WSGIEnvironment, status: list[str], started: float) -> None:
-        self._count(environ["REQUEST_METHOD"], status[0], environ.get(ERROR_CODE_KEY, ""))
-        self._observe(time.perf_counter() - started)
+        return measured
 
 
-class _TimedBody:
-    """The app's iterable, passed through; ``on_close`` runs once the server closes it."""
+class _Measured:
+    """One request: notes the status as the response starts, passes the app's iterable
+    through, and counts and times the request when the server closes it (one object per
+    request, not a closure and a wrapper)."""
 
-    __slots__ = ("_body", "_next", "_on_close")
+    __slots__ = ("_meter", "_environ", "_start_response", "_started", "_status", "body")
 
-    def __init__(self, body: Iterable[bytes], on_close: Callable[[], None]) -> None:
-        self._body, self._on_close = body, on_close
-        self._next = iter(body).__next__
+    def __init__(
+        self, meter: RequestMetrics, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> None:
+        self._meter, self._environ, self._start_response = meter, environ, start_response
+        self._started = time.perf_counter()
+        self._status = "500"  # an exception before any response
+        self.body: Iterable[bytes] = ()
+
+    def start_response(self, status: str, headers: Any, exc_info: Any = None) -> Any:
+        self._status = status[:3]
+        return self._start_response(status, headers, exc_info)
 
     def __iter__(self) -> Iterator[bytes]:
-        return self
-
-    def __next__(self) -> bytes:
-        return self._next()
+        return iter(self.body)
 
     def close(self) -> None:
         try:
-            close_iterable(self._body)
+            close_iterable(self.body)
         finally:
-            self._on_close()
+            self.done()
+
+    def done(self) -> None:
+        meter, environ = self._meter, self._environ
+        meter._count(environ["REQUEST_METHOD"], self._status, environ.get(ERROR_CODE_KEY, ""))
+        meter._observe(time.perf_counter() - self._started)
