@@ -3,12 +3,13 @@
 Real ``fc-wsgi serve`` and ``fc-wsgi worker --processes 2`` on one real Redis: a stopped
 waiting task never runs when its message arrives, a stopped running task ends ``Stopped``
 without its retry; the worker's own metrics endpoint sums its two processes' runs, and the
-server's endpoint reads the task gauge from Redis.
+server's endpoint reads the task gauge from Redis; the task page lists and stops Redis tasks.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -20,6 +21,11 @@ import requests  # noqa: E402
 from dq_site import make_site  # noqa: E402
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 from support import free_port, wait_for  # noqa: E402
+from werkzeug.test import Client  # noqa: E402
+
+from fc_wsgi.config import load_config  # noqa: E402
+from fc_wsgi.dashboard.app import dashboard_for  # noqa: E402
+from fc_wsgi.dispatch import StoredRequest  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -78,3 +84,23 @@ def test_stop_and_worker_metrics(tmp_path, redis_url):
         assert listed.stdout.splitlines()[-1] == "3 tasks: Succeeded 1, Stopped 2"
     finally:
         site.stop_all()
+
+
+def test_the_task_page_reads_and_stops_redis_tasks(tmp_path, redis_url):
+    site = make_site(tmp_path, redis_url)
+    with site.backend() as backend:
+        request = StoredRequest({"REQUEST_METHOD": "POST", "PATH_INFO": "/later",
+                                 "HTTP_AUTHORIZATION": "Bearer r3dis-secret"}, b"{}")  # fmt: skip
+        for i in range(3):
+            backend.enqueue(f"t{i}", f"rid-{i}", request, due=time.time() + 600)
+    web = Client(dashboard_for({"default": load_config(site.config).async_}, "127.0.0.1", 9465,
+                               None))  # fmt: skip
+    host = {"Host": "127.0.0.1:9465"}
+    listing = web.get("/?state=Enqueued", headers=host).get_data(as_text=True)
+    assert re.findall(r'data-task="([^"]+)"', listing) == ["t2", "t1", "t0"]
+    page = web.get("/tasks/default/t1", headers=host).get_data(as_text=True)
+    assert "r3dis-secret" not in page and "/later" in page
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
+    assert web.post("/tasks/default/t1/stop", headers=host, data={"csrf": csrf}).status_code == 303
+    assert site.task("t1").state == "Stopped"
+    assert web.get("/counts.json", headers=host).json["Stopped"] == 1
