@@ -351,7 +351,7 @@ _SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 def _print_counts(counts: dict[str, int]) -> None:
     shown = [f"{state} {n}" for state, n in counts.items() if n]
-    print(f"{sum(counts.values())} tasks: " + (", ".join(shown) or "none"))
+    print(f"{sum(counts.values())} tasks in all: " + (", ".join(shown) or "none"))
 
 
 _COLUMNS = ("ID", "STATE", "ATTEMPTS", "CREATED", "UPDATED", "LAST ERROR")

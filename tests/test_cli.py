@@ -117,7 +117,7 @@ def test_tasks_without_a_journal_creates_none(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["tasks", "list"]) == 0
     assert capsys.readouterr().out.split() == ["ID", "STATE", "ATTEMPTS", "CREATED", "UPDATED",
-                                               "LAST", "ERROR", "0", "tasks:", "none"]  # fmt: skip
+                                               "LAST", "ERROR", "0", "tasks", "in", "all:", "none"]  # fmt: skip
     assert not (tmp_path / ".fc-wsgi").exists()
 
 
@@ -156,7 +156,7 @@ def test_tasks_stop_and_list_filters(tmp_path, capsys):
     assert main(["tasks", "list", *cli]) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in out[1:-1]] == ["b", "a", "old"]
-    assert out[-1] == "3 tasks: Enqueued 1, Stopping 1, Stopped 1"
+    assert out[-1] == "3 tasks in all: Enqueued 1, Stopping 1, Stopped 1"
     assert main(["tasks", "list", "--state", "Stopped", "--json", *cli]) == 0
     assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == ["a"]
     assert main(["tasks", "list", "--since", "1h", "--json", *cli]) == 0

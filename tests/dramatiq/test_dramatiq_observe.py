@@ -81,7 +81,7 @@ def test_stop_and_worker_metrics(tmp_path, redis_url):
         assert sample(server_url, tasks, function="default", state="Stopped") == 2
         assert sample(server_url, tasks, function="default", state="Succeeded") == 1
         listed = site.cli("tasks", "list", "--state", "Stopped")
-        assert listed.stdout.splitlines()[-1] == "3 tasks: Succeeded 1, Stopped 2"
+        assert listed.stdout.splitlines()[-1] == "3 tasks in all: Succeeded 1, Stopped 2"
     finally:
         site.stop_all()
 
