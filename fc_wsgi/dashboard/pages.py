@@ -14,10 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import parse_qsl, urlencode
 
 from ..common import MASK, is_secret_name
-from ..dispatch.tasks import ACTIVE_STATES, FINISHED_STATES, PENDING_STATES, STATES, TaskRecord
+from ..dispatch.tasks import FINISHED_STATES, PENDING_STATES, RUNNING, STATES, TaskRecord
 
 #: Bytes of a stored body shown on a task's page.
 BODY_PREVIEW_BYTES = 2048
+#: What StopAsyncTask accepts: waiting tasks, and a running one (then Stopping).
+STOPPABLE_STATES = (*PENDING_STATES, RUNNING)
 
 _LAYOUT = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -167,7 +169,7 @@ def _actions(function: str, task: TaskRecord, csrf: str) -> str:
             f'<form method="post" action="{base}/retry">{hidden}'
             '<button id="retry" type="submit">Retry</button></form>'
         )
-    if task.state in PENDING_STATES or task.state in ACTIVE_STATES[:1]:
+    if task.state in STOPPABLE_STATES:
         buttons.append(
             f'<form method="post" action="{base}/stop">{hidden}'
             '<button id="stop" type="submit" class="danger">Stop</button></form>'
