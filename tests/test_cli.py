@@ -168,3 +168,16 @@ def test_tasks_stop_and_list_filters(tmp_path, capsys):
         with pytest.raises(SystemExit) as exited:
             main(["tasks", "list", *bad, *cli])
         assert exited.value.code == 2
+
+
+def test_observe_options_are_checked_before_anything_starts(capsys, monkeypatch):
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    app = "examples.hello:handler"
+    assert main(["serve", app, "--metrics-bind", "9464"]) == 2
+    assert "--metrics-bind: expected HOST:PORT, got '9464'" in capsys.readouterr().err
+    assert main(["serve", app, "--dev", "--metrics-bind", "127.0.0.1:9464"]) == 2
+    assert "not --dev" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["serve", app, "--log-format", "xml"])
+    assert main(["dashboard", "--config", "examples/trigger.json", "--bind", "10.1.2.3:9465"]) == 2
+    assert "not loopback) needs a token" in capsys.readouterr().err
