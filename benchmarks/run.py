@@ -66,6 +66,8 @@ class App:
     name: str
     ref: str
     config: dict[str, Any] | None = None
+    #: Prometheus metrics on (README "Observe"): a multiprocess directory and an endpoint.
+    metrics: bool = False
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,7 @@ def build_apps(creds: Credentials) -> list[App]:
             bare,
             {"authType": "anonymous", "methods": METHODS, "function": FUNCTION_SECTION},
         ),
+        App("anonymous metrics", bare, {"authType": "anonymous", "methods": METHODS}, True),
         App("function", bare, {"authType": "function", "methods": METHODS, "accessKeys": keys}),
         App("jwt", bare, {"authType": "jwt", "methods": METHODS, "authConfig": auth_config}),
         App("flask", "benchmarks.apps:flask_bare()"),
@@ -174,6 +177,14 @@ BENCHES = [
         200,
         "bare (cors.lua)",
         note="+ FunctionRuntime",
+    ),  # fmt: skip
+    Bench(
+        "anonymous+metrics",
+        "anonymous metrics",
+        "cors.lua",
+        200,
+        "bare (cors.lua)",
+        note="Prometheus, multiprocess",
     ),  # fmt: skip
     Bench("bare (post.lua)", "bare", "post.lua", note="1 KiB body"),
     Bench("anonymous POST", "anonymous", "post.lua", 200, "bare (post.lua)"),
@@ -260,6 +271,12 @@ def start_server(app: App, shape: Shape, folder: Path, creds: Credentials) -> Se
         path.write_text(json.dumps({**app.config, "async": {"journal": str(journal)}}))
         env.update(FC_WSGI_APP=ref, FC_WSGI_CONFIG=str(path))
         ref = "fc_wsgi.serve:app_from_env()"
+    if app.metrics:
+        metrics_dir = folder / f"{slug}-metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir()
+        env.update(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+                   FC_WSGI_METRICS_BIND=f"127.0.0.1:{free_port()}")  # fmt: skip
     if app.name == "flask peer":
         jwk_path = folder / "public.jwk"
         jwk_path.write_text(json.dumps(creds.jwk))
@@ -563,6 +580,12 @@ def targets(samples: dict[str, list[Sample]]) -> list[str]:
         ratio = median_ratio(samples["anonymous+function"], samples["bare (cors.lua)"])
         lines.append(f"{verdict(ratio >= 0.85)} anonymous + function section >= 0.85x bare: "
                      f"{ratio:.2f}x")  # fmt: skip
+    if {"anonymous+metrics", "bare (cors.lua)"} <= samples.keys():
+        measured = median_ratio(samples["anonymous+metrics"], samples["bare (cors.lua)"])
+        lines.append(
+            f"{verdict(measured >= 0.85)} anonymous stack with metrics >= 0.85x bare: "
+            f"{measured:.2f}x"
+        )
     if {"jwt", "bare (jwt.lua)"} <= samples.keys():
         jwt_ratio = median_ratio(samples["jwt"], samples["bare (jwt.lua)"])
         lines.append(

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, NoReturn
 
 from .config import AsyncConfig, ConfigError, TriggerConfig, describe, load_config
+from .dispatch.tasks import STATES
 from .factory import (
     DEFAULT_TRIGGER,
     load_app,
@@ -18,12 +21,16 @@ from .factory import (
     make_trigger_app,
     project_triggers,
 )
+from .logs import LOG_FORMAT_ENV, LOG_FORMATS
+from .metrics import DEFAULT_FUNCTION, FUNCTION_ENV, METRICS_EXTRA
 from .project import Project, describe_project, load_project
 from .runtime.layer import CONCURRENCY_WARNING
 
 #: Exit status for usage and config errors (as argparse uses).
 EXIT_USAGE = 2
 _FUNCTION_HELP = "with an s.yaml: serve only this function (repeatable; service/function for fc2)"
+#: Where `fc-wsgi dashboard` finds its token when --token is not given.
+DASHBOARD_TOKEN_ENV = "FC_WSGI_DASHBOARD_TOKEN"
 #: Where `fc-wsgi sign` finds the secret when --access-key-secret is not given.
 SECRET_ENV = "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
 
@@ -67,6 +74,10 @@ def _build_parser() -> _Parser:
         "--threads", type=_positive, metavar="N", help="default 1; function: concurrency + spare"
     )
     serve.add_argument("--dev", action="store_true", help="werkzeug's reloading dev server")
+    serve.add_argument(
+        "--access-log", metavar="FILE", help="access lines with request id and FC code ('-')"
+    )
+    _observe_options(serve)
     serve.set_defaults(run=_serve)
 
     check = commands.add_parser("check", help="validate a config, print the effective settings")
@@ -90,15 +101,30 @@ def _build_parser() -> _Parser:
     sign.set_defaults(run=_sign)
 
     tasks = commands.add_parser("tasks", help="async tasks in the journal (or Redis)")
-    tasks.add_argument("action", choices=("list", "show", "retry"))
-    tasks.add_argument("task_id", nargs="?", metavar="ID", help="request id (show, retry)")
+    tasks.add_argument("action", choices=("list", "show", "retry", "stop"))
+    tasks.add_argument("task_id", nargs="?", metavar="ID", help="request id (show, retry, stop)")
     tasks.add_argument(
         "--config", metavar="FILE", help="trigger config naming the journal, or an s.yaml"
     )
     tasks.add_argument("--function", metavar="NAME", help="s.yaml: the function's journal")
     tasks.add_argument("--json", action="store_true", help="one JSON object per line")
     tasks.add_argument("--limit", type=_positive, default=100, metavar="N")
+    tasks.add_argument("--state", choices=STATES, help="list: only tasks in this FC state")
+    tasks.add_argument(
+        "--since", type=_since, metavar="WHEN", help="list: created since 30m, 2h, 1d or ISO time"
+    )
     tasks.set_defaults(run=_tasks)
+
+    dashboard = commands.add_parser("dashboard", help="the async tasks in a browser")
+    dashboard.add_argument(
+        "--config", action="append", required=True, metavar="[NAME=]FILE",
+        help="trigger config naming the task store; repeat for more functions",
+    )  # fmt: skip
+    dashboard.add_argument("--bind", default="127.0.0.1:9465", metavar="HOST:PORT")
+    dashboard.add_argument(
+        "--token", metavar="TOKEN", help=f"required off loopback (default: ${DASHBOARD_TOKEN_ENV})"
+    )
+    dashboard.set_defaults(run=_dashboard)
 
     worker = commands.add_parser("worker", help="run async tasks of the dramatiq backend")
     worker.add_argument(
@@ -109,8 +135,44 @@ def _build_parser() -> _Parser:
     worker.add_argument(
         "--threads", type=_positive, metavar="N", help="per process; default: async.workers"
     )
+    _observe_options(worker)
     worker.set_defaults(run=_worker)
     return parser
+
+
+def _observe_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--metrics-bind", metavar="HOST:PORT", help="serve Prometheus metrics there (own socket)"
+    )
+    command.add_argument(
+        "--function-label", metavar="NAME", help="the metrics' function label (default: default)"
+    )
+    command.add_argument("--log-format", choices=LOG_FORMATS, help="text (default) or json")
+
+
+def _observing(args: argparse.Namespace) -> str | None:
+    """Pass the observe options to the processes about to start (by environment, as plain
+    gunicorn gets them); prepare the metrics directory. Returns the directory to remove
+    at exit, if made here."""
+    if args.log_format:
+        os.environ[LOG_FORMAT_ENV] = args.log_format
+    if args.function_label:
+        os.environ[FUNCTION_ENV] = args.function_label
+    if not args.metrics_bind:
+        return None
+    from .metrics_server import METRICS_BIND_ENV, parse_bind, prepare_directory
+
+    try:
+        parse_bind(args.metrics_bind)
+    except ValueError as exc:
+        raise ConfigError(f"--metrics-bind: {exc}") from None
+    # Found, not imported: prometheus_client picks its multiprocess mode when first imported,
+    # which must happen after PROMETHEUS_MULTIPROC_DIR is set below.
+    if importlib.util.find_spec("prometheus_client") is None:
+        raise ConfigError(f"--metrics-bind: needs {METRICS_EXTRA}")
+    os.environ[METRICS_BIND_ENV] = args.metrics_bind
+    directory, made = prepare_directory()
+    return directory if made else None
 
 
 def _positive(text: str) -> int:
@@ -135,6 +197,8 @@ def _serve(args: argparse.Namespace) -> int:
         raise ConfigError("MODULE:APP: give the app, or a --config with a function section")
     host, port = _bind(args.bind)
     if args.dev:
+        if args.metrics_bind:
+            raise ConfigError("--metrics-bind: serve under gunicorn, not --dev")
         from werkzeug.serving import run_simple
 
         if config.function is not None:
@@ -145,8 +209,25 @@ def _serve(args: argparse.Namespace) -> int:
         return 0
     from .serve import TriggerServer, gunicorn_options
 
-    options = gunicorn_options(config, bind=args.bind, workers=args.workers, threads=args.threads)
-    TriggerServer(args.app, config, options).run()
+    options = gunicorn_options(config, **_server_options(args))
+    return _run_gunicorn(args, lambda: TriggerServer(args.app, config, options))
+
+
+def _server_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"bind": args.bind, "workers": args.workers, "threads": args.threads,
+            "accesslog": args.access_log}  # fmt: skip
+
+
+def _run_gunicorn(args: argparse.Namespace, server: Callable[[], Any]) -> int:
+    """Run a gunicorn application with the observe options passed on, cleaning up after."""
+    made = _observing(args)
+    try:
+        server().run()
+    finally:
+        if made:
+            from .metrics_server import remove_directory
+
+            remove_directory(made)
     return 0
 
 
@@ -158,6 +239,8 @@ def _serve_project(args: argparse.Namespace) -> int:
     triggers = list(project_triggers(project).values())  # bad settings: exit 2 here
     host, port = _bind(args.bind)
     if args.dev:
+        if args.metrics_bind:
+            raise ConfigError("--metrics-bind: serve under gunicorn, not --dev")
         from werkzeug.serving import run_simple
 
         # The reloader restarts on a change of s.yaml or of any file in a code folder.
@@ -174,9 +257,8 @@ def _serve_project(args: argparse.Namespace) -> int:
         return 0
     from .serve import ProjectServer, project_options
 
-    options = project_options(triggers, bind=args.bind, workers=args.workers, threads=args.threads)
-    ProjectServer(project, triggers, options).run()
-    return 0
+    options = project_options(triggers, **_server_options(args))
+    return _run_gunicorn(args, lambda: ProjectServer(project, triggers, options))
 
 
 def _is_project(path: str | None) -> bool:
@@ -212,7 +294,53 @@ def _worker(args: argparse.Namespace) -> int:
         raise ConfigError(f"fc-wsgi worker needs pip install 'fc-wsgi[dramatiq]' ({exc})") from None
     if args.app is None and config.function is None:
         raise ConfigError("MODULE:APP: give the app, or a --config with a function section")
-    return run_worker(args.app, config, args.processes, args.threads or config.async_.workers)
+    made = _observing(args)
+    try:
+        return run_worker(
+            args.app, config, args.processes, args.threads or config.async_.workers,
+            metrics_bind=args.metrics_bind,
+        )  # fmt: skip
+    finally:
+        if made:
+            from .metrics_server import remove_directory
+
+            remove_directory(made)
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    from werkzeug.serving import make_server
+
+    from .dashboard.app import dashboard_for
+
+    functions: dict[str, AsyncConfig] = {}
+    for given in args.config:
+        name, sep, path = given.rpartition("=")
+        if _is_project(path):  # every function of the project, by its key
+            project_stores = project_triggers(_project(path)).items()
+            functions.update((key, trigger.async_) for key, trigger in project_stores)
+            continue
+        if not sep:
+            many = len(args.config) > 1
+            name = os.path.splitext(os.path.basename(path))[0] if many else DEFAULT_FUNCTION
+        functions[name] = load_config(path).async_
+    host, _, port = args.bind.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--bind: expected HOST:PORT, got {args.bind!r}")
+    try:
+        token = args.token or os.environ.get(DASHBOARD_TOKEN_ENV)
+        app = dashboard_for(functions, host.strip("[]"), int(port), token)
+    except ValueError as exc:
+        raise ConfigError(f"--bind: {exc}: give --token or ${DASHBOARD_TOKEN_ENV}") from None
+    server = make_server(host.strip("[]"), int(port), app, threaded=True)
+    print(f"fc-wsgi dashboard on http://{args.bind}/ ({', '.join(functions)})", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        app.close()
+    return 0
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -268,8 +396,9 @@ def _tasks(args: argparse.Namespace) -> int:
         raise ConfigError(f"tasks {args.action}: give the task's request id")
     async_ = _async_config(args.config, args.function)
     path = async_.journal
+    counts: dict[str, int] = {}
     if async_.backend != "sqlite" or os.path.exists(path):
-        records = _task_records(async_, args)
+        records, counts = _task_records(async_, args)
     elif args.action == "list":  # no async request yet: say so, create nothing
         records = []
     else:
@@ -282,6 +411,8 @@ def _tasks(args: argparse.Namespace) -> int:
             print(f"{key}: {_shown(key, value)}")
     else:
         _print_table(records)
+        if args.action == "list":
+            _print_counts(counts)
     return 0
 
 
@@ -299,22 +430,48 @@ def _async_config(path: str | None, function: str | None) -> AsyncConfig:
     return next(iter(project_triggers(only).values())).async_
 
 
-def _task_records(config: AsyncConfig, args: argparse.Namespace) -> list[Any]:
+def _task_records(
+    config: AsyncConfig, args: argparse.Namespace
+) -> tuple[list[Any], dict[str, int]]:
+    """The records the action shows and, for a table of tasks, the counts per state."""
     from .dispatch.backend import describe_backend, open_backend
     from .dispatch.tasks import StoreError
 
     with open_backend(config) as store:
         try:
             if args.action == "list":
-                return store.list_tasks(limit=args.limit)
-            if args.action == "retry":
-                return [store.retry(args.task_id)]
+                records = store.list_tasks(limit=args.limit, state=args.state, since=args.since)
+                return records, {} if args.json else store.counts()
+            if args.action in ("retry", "stop"):
+                return [getattr(store, args.action)(args.task_id)], {}
             record = store.get(args.task_id)
         except StoreError as exc:
             raise ConfigError(f"tasks {args.action}: {exc}") from None
     if record is None:
         raise ConfigError(f"no async task {args.task_id!r} in {describe_backend(config)}")
-    return [record]
+    return [record], {}
+
+
+def _since(text: str) -> float:
+    """``--since``: a duration back from now (``90s``, ``30m``, ``2h``, ``1d``) or an ISO 8601
+    time (local time unless it names its zone), as wall-clock seconds."""
+    unit = _SINCE_UNITS.get(text[-1:])
+    if unit is not None and text[:-1].isdigit():
+        return time.time() - int(text[:-1]) * unit
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 30m, 2h, 1d or an ISO time such as 2026-01-31T12:00, got {text!r}"
+        ) from None
+
+
+_SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _print_counts(counts: dict[str, int]) -> None:
+    shown = [f"{state} {n}" for state, n in counts.items() if n]
+    print(f"{sum(counts.values())} tasks in all: " + (", ".join(shown) or "none"))
 
 
 _COLUMNS = ("ID", "STATE", "ATTEMPTS", "CREATED", "UPDATED", "LAST ERROR")

@@ -52,6 +52,23 @@ FC_EXPOSE_HEADERS: tuple[str, ...] = (
 )
 
 
+#: Header (or query parameter) names whose values are credentials: never shown, never logged.
+SECRET_NAMES = frozenset(
+    {"authorization", "proxy-authorization", "cookie", "set-cookie", "x-fc-security-token"}
+)
+#: A name holding one of these parts is a credential too (``x-fc-signature``, ``api-token``).
+SECRET_NAME_PARTS = ("token", "secret", "signature", "password", "session", "api-key", "apikey")
+#: What is shown in place of a secret value.
+MASK = "******"
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a header or parameter called ``name`` carries a credential (case-insensitive,
+    ``_`` read as ``-``, so environ keys such as ``HTTP_X_FC_SECURITY_TOKEN`` work too)."""
+    name = name.lower().replace("_", "-")
+    return name in SECRET_NAMES or any(part in name for part in SECRET_NAME_PARTS)
+
+
 def redact_url(url: str) -> str:
     """``url`` for messages and logs: its password and query string (which may carry
     secrets) removed, ``redis://user:***@host:6379/0``."""

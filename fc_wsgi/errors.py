@@ -27,6 +27,11 @@ log = logging.getLogger(__name__)
 
 #: environ key holding the one request id of a request, set by whichever layer needs it first.
 REQUEST_ID_KEY = "fc.request_id"
+#: environ key holding the FC error code of the answer, set when an FC error answers (read by
+#: the metrics and the access log; absent for the app's own answers).
+ERROR_CODE_KEY = "fc.error_code"
+#: The code counted for a function that raised: FC's ``X-Fc-Error-Type`` of that answer.
+UNHANDLED_CODE = "UnhandledInvocationError"
 
 _JSON = ("Content-Type", "application/json")
 
@@ -187,6 +192,7 @@ def error_response(
 ) -> list[bytes]:
     """Answer ``error`` as FC's gateway does; ``exc_info`` when replacing a started response."""
     rid = request_id(environ, profile)
+    environ[ERROR_CODE_KEY] = error.code
     body = error_body(error, rid, profile)
     headers = error_headers(rid, error.error_type, body)
     headers.extend(error.extra_headers)
@@ -214,7 +220,7 @@ def function_answer(
     environ: WSGIEnvironment,
     start_response: StartResponse,
     *,
-    error_type: str = "UnhandledInvocationError",
+    error_type: str = UNHANDLED_CODE,
     profile: Profile = "fc3",
     exc_info: object = None,
 ) -> list[bytes]:
@@ -222,6 +228,7 @@ def function_answer(
     (``errorMessage``, and ``errorType`` where FC sends it), ``X-Fc-Error-Type``; not logged."""
     rid = request_id(environ, profile)
     body = json.dumps(payload).encode()
+    environ[ERROR_CODE_KEY] = error_type
     headers = error_headers(rid, error_type, body)
     start_response(BadResponse.status, headers, exc_info)  # type: ignore[arg-type]
     return [_unless_head(environ, body)]

@@ -9,7 +9,8 @@ filter is innermost so that auth and async read their ``x-fc-*`` headers before 
 shielded from them (DESIGN.md, "Request flow"). FunctionRuntime, only with a ``function``
 section, sits outside the filter so that its answers and headers are the gateway's, and inside
 the dispatcher so that async runs get the same context and deadline. A layer with nothing to
-do for this config is left out rather than called on every request.
+do for this config is left out rather than called on every request. With metrics on,
+RequestMetrics wraps the whole stack from outside, so every answer is counted and timed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.utils import ImportStringError, import_string
 
+from . import metrics
 from .auth.gate import AuthGate
 from .config import ConfigError, TriggerConfig, load_config
 from .cors import CorsDefaults
@@ -29,7 +31,9 @@ from .dispatch import AsyncDispatcher
 from .dispatch.backend import open_backend
 from .headers import HeaderFilter
 from .limits import LimitGuard
+from .logs import log_format
 from .project.spec import Endpoint, Project
+from .request_log import RequestLogContext
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
@@ -107,6 +111,16 @@ def make_trigger_app(
             methods=trigger.methods,
             profile=profile,
         )
+    if log_format() == "json":  # each record carries the id of the request that logged it
+        stack = RequestLogContext(stack, profile=profile)
+    try:
+        measured = metrics.enable(metrics.label_of(trigger))  # None unless metrics are on
+    except ImportError as exc:
+        raise ConfigError(str(exc)) from None
+    if measured is not None:
+        from .request_metrics import RequestMetrics
+
+        stack = RequestMetrics(stack, measured)
     return stack
 
 

@@ -5,7 +5,10 @@ one header over ``limit_request_field_size``) before the app is called, with its
 400. So that FC's answers reach the client, :data:`GUNICORN_DEFAULTS` raises those limits
 above FC's. Under plain ``gunicorn 'fc_wsgi.serve:app_from_env()'`` gunicorn's own limits
 come first unless the same options are given on its command line, and
-``-c python:fc_wsgi.serve`` installs the worker hooks that start and drain the async scheduler.
+``-c python:fc_wsgi.serve`` installs the worker hooks that start and drain the async scheduler,
+the access-log format with the request id and FC error code, and, when
+``FC_WSGI_METRICS_BIND`` and ``PROMETHEUS_MULTIPROC_DIR`` are set, the metrics endpoint in
+the master (README, "Observe").
 
 With a ``function`` section (fc-spec-runtime.md 14-17) the server also: writes the function's
 environment into each worker's ``os.environ`` before the handler loads; runs gthread workers
@@ -24,10 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from gunicorn.app.base import BaseApplication
 
-from .config import ConfigError, TriggerConfig, load_config
+from .access_log import ACCESS_LOG_FORMAT
+from .config import AsyncConfig, ConfigError, TriggerConfig, load_config
 from .dispatch import drain_all, start_all
-from .factory import make_project_app, make_trigger_app
+from .factory import DEFAULT_TRIGGER, make_project_app, make_trigger_app, project_triggers
 from .logs import configure_logging
+from .metrics import MULTIPROC_DIR_ENV, label_of
+from .metrics_server import METRICS_BIND_ENV, mark_dead, start_endpoint
 from .runtime import apply_process_environment, recycle, slots
 
 if TYPE_CHECKING:
@@ -66,7 +72,10 @@ def _options(triggers: Sequence[TriggerConfig], overrides: Mapping[str, Any]) ->
         "post_worker_init": post_worker_init,
         "worker_exit": worker_exit,
         "pre_fork": pre_fork,
+        "when_ready": when_ready,
         "child_exit": child_exit,
+        "logger_class": logger_class,
+        "access_log_format": access_log_format,
     }
     functions = [t.function for t in triggers if t.function is not None]
     if functions:
@@ -92,6 +101,11 @@ class _Server(BaseApplication):  # type: ignore[misc]
             capacity = (function.max_instances or workers) * function.instance_concurrency
             slots.share_slots(function.name, capacity, rows=2 * workers + 2)
 
+    def task_stores(self) -> dict[str, AsyncConfig]:
+        """Where each served function keeps its async tasks, by its metrics label (read by the
+        master's metrics endpoint)."""
+        raise NotImplementedError
+
     def load_config(self) -> None:
         if "control_socket_disable" in self.cfg.settings:
             # gunicorn >= 25.1 opens one control socket per user home: two servers collide.
@@ -110,6 +124,9 @@ class TriggerServer(_Server):
     ) -> None:
         self._app_ref, self._config = app_ref, config
         super().__init__(options, [config.function] if config.function is not None else [])
+
+    def task_stores(self) -> dict[str, AsyncConfig]:
+        return {label_of(self._config): self._config.async_}
 
     def load(self) -> WSGIApplication:
         # Runs in each worker after fork (once in the master with --preload).
@@ -130,6 +147,9 @@ class ProjectServer(_Server):
     ) -> None:
         self._project = project
         super().__init__(options, [t.function for t in triggers if t.function is not None])
+
+    def task_stores(self) -> dict[str, AsyncConfig]:
+        return {key: t.async_ for key, t in project_triggers(self._project).items()}
 
     def load(self) -> WSGIApplication:
         configure_logging()
@@ -153,13 +173,39 @@ def pre_fork(server: Any, worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    """In the master: the slots a dead (or killed) worker held are free again."""
+    """In the master: the slots a dead (or killed) worker held are free again, and its live
+    metric files are folded into the totals."""
     slots.after_exit(worker)
+    mark_dead(worker.pid)
 
 
 def worker_exit(server: Any, worker: Any) -> None:
     """Finish running async tasks, or release their leases, within the graceful timeout."""
     drain_all(max(1.0, worker.cfg.graceful_timeout - 1.0))
+
+
+def when_ready(server: Any) -> None:
+    """In the master, once listening: serve the metrics when ``--metrics-bind`` asked for it."""
+    bind = os.environ.get(METRICS_BIND_ENV)
+    if not bind or not os.environ.get(MULTIPROC_DIR_ENV):
+        return
+    app = getattr(server, "app", None)
+    if isinstance(app, _Server):
+        stores = app.task_stores()
+    else:  # plain gunicorn -c python:fc_wsgi.serve
+        config = _config_from_env()
+        stores = {label_of(config): config.async_}
+    start_endpoint(bind, stores)
+
+
+#: gunicorn settings found by name under ``-c python:fc_wsgi.serve``.
+logger_class = "fc_wsgi.access_log.AccessLogger"
+access_log_format = ACCESS_LOG_FORMAT
+
+
+def _config_from_env() -> TriggerConfig:
+    path = os.environ.get("FC_WSGI_CONFIG")
+    return load_config(path) if path else DEFAULT_TRIGGER
 
 
 def app_from_env() -> WSGIApplication:

@@ -20,12 +20,14 @@ from typing import TYPE_CHECKING
 
 import dramatiq
 
+from . import metrics
 from .common import redact_url
 from .config import ConfigError, TriggerConfig
 from .dispatch.dramatiq_backend import QUEUE_NAME, BrokerSettings
 from .dispatch.dramatiq_worker import build_worker_broker
 from .factory import make_task_app
 from .logs import configure_logging
+from .metrics_server import mark_dead, start_endpoint
 from .runtime import apply_process_environment
 
 if TYPE_CHECKING:
@@ -43,10 +45,16 @@ MIN_CHILD_LIFETIME_SECONDS = 5.0
 
 
 def run_worker(
-    app_ref: str | None, config: TriggerConfig, processes: int = 1, threads: int = 4
+    app_ref: str | None,
+    config: TriggerConfig,
+    processes: int = 1,
+    threads: int = 4,
+    *,
+    metrics_bind: str | None = None,
 ) -> int:
     """``fc-wsgi worker``: ``processes`` OS processes of ``threads`` Dramatiq worker threads
-    each, until SIGTERM or SIGINT. Returns the exit status."""
+    each, until SIGTERM or SIGINT. Returns the exit status. ``metrics_bind``: serve the
+    metrics of every process (``PROMETHEUS_MULTIPROC_DIR`` set) there, from this one."""
     if config.async_.backend != "dramatiq":
         raise ConfigError(
             "async.backend: fc-wsgi worker runs the dramatiq backend's tasks; "
@@ -57,6 +65,8 @@ def run_worker(
     BrokerSettings.from_url(config.async_.broker_url)  # a bad URL: exit 2 here, not per child
     make_task_app(app_ref, config)  # an import error: exit 2 here, not in every child
     configure_logging()
+    if metrics_bind:
+        start_endpoint(metrics_bind, {metrics.label_of(config): config.async_})
     if processes == 1:
         return _work(app_ref, config, threads)
     return _supervise(app_ref, config, processes, threads)
@@ -67,6 +77,7 @@ def _work(app_ref: str | None, config: TriggerConfig, threads: int) -> int:
     configure_logging()
     if config.function is not None:  # this process is the function's instance, as serve's are
         apply_process_environment(config.function, config.profile)
+    metrics.enable(metrics.label_of(config))  # counts runs when PROMETHEUS_MULTIPROC_DIR is set
     broker = build_worker_broker(make_task_app(app_ref, config), config)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -122,6 +133,8 @@ def _supervise(app_ref: str | None, config: TriggerConfig, processes: int, threa
                 stopping.set()
                 break
             log.warning("worker process %d died (%s): starting another", child.pid, child.exitcode)
+            if child.pid is not None:
+                mark_dead(child.pid)
             children[i] = start()
     for child, _ in children:
         if child.is_alive() and child.pid is not None:

@@ -217,3 +217,83 @@ def project_app(path: Path | str, tmp_path: Path, **options: Any):
     copy = tmp_path / "project"
     shutil.copytree(source.parent, copy, ignore=shutil.ignore_patterns(".fc-wsgi", "__pycache__"))
     return make_project_app(load_project(copy / source.name, **options))
+
+
+class OperatorStore(Protocol):
+    """What the shared operator scenarios drive: a task store, plus how a worker claims and
+    finishes a task on it (the two backends differ only there)."""
+
+    store: Any
+
+    def add(self, task_id: str, now: float) -> None: ...
+
+    def claim(self, task_id: str, owner: str, now: float) -> Any: ...
+
+    def finish(self, task_id: str, owner: str, state: str, now: float) -> str | None: ...
+
+
+def check_stop_in_each_state(ops: OperatorStore, now: float) -> None:
+    """FC's StopAsyncTask on any backend: waiting → Stopped (never runs), Running → Stopping
+    (Stopped when the run ends, no retry), finished → TaskFinished, unknown → TaskNotFound."""
+    import pytest
+
+    from fc_wsgi.dispatch.tasks import TaskFinished, TaskNotFound
+
+    store = ops.store
+    ops.add("enq", now)
+    stopped = store.stop("rid-enq", now=now + 1)  # by request id, as the CLI is given
+    assert (stopped.id, stopped.state, stopped.ended) == ("enq", "Stopped", now + 1)
+    assert ops.claim("enq", "w", now + 2) is None  # never runs
+
+    ops.add("retrying", now)
+    assert ops.claim("retrying", "w1", now).state == "Running"
+    assert ops.finish("retrying", "w1", "Retrying", now + 1) == "Retrying"
+    assert store.stop("retrying", now=now + 2).state == "Stopped"
+    assert ops.claim("retrying", "w2", now + 3) is None
+
+    ops.add("running", now)
+    ops.claim("running", "w1", now)
+    assert store.stop("running", now=now + 1).state == "Stopping"
+    assert store.stop("running", now=now + 2).state == "Stopping"  # asked twice: same answer
+    # The run ends failing: recorded Stopped, not Retrying (so no retry, no destination).
+    assert ops.finish("running", "w1", "Retrying", now + 3) == "Stopped"
+    assert store.get("running").state == "Stopped"
+
+    ops.add("done", now)
+    ops.claim("done", "w1", now)
+    ops.finish("done", "w1", "Succeeded", now + 1)
+    for finished in ("done", "running", "enq"):
+        with pytest.raises(TaskFinished, match="only waiting or running"):
+            store.stop(finished, now=now + 5)
+    assert store.get("done").state == "Succeeded"
+    with pytest.raises(TaskNotFound):
+        store.stop("nope", now=now)
+    counts = store.counts()
+    assert set(counts) >= {"Enqueued", "Stopping", "Invalid"}
+    assert (counts["Stopped"], counts["Succeeded"], counts["Enqueued"]) == (3, 1, 0)
+
+
+def check_listing_filters_and_pages(ops: OperatorStore, now: float) -> None:
+    """Newest first; by state, by ``since``; keyset pages that neither skip nor repeat, even
+    across tasks created in the same second."""
+    store = ops.store
+    for i in range(12):
+        ops.add(f"t{i:02d}", now + i // 2)  # pairs share a creation time
+    ops.claim("t03", "w", now + 20)
+    ops.claim("t07", "w", now + 20)
+    everything = [t.id for t in store.list_tasks(limit=100)]
+    assert everything == [f"t{i:02d}" for i in (11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)]
+    pages, after = [], None
+    while page := store.list_tasks(limit=5, after=after):
+        pages.append([t.id for t in page])
+        after = (page[-1].created, page[-1].id)
+    assert sum(pages, []) == everything and [len(p) for p in pages] == [5, 5, 2]
+    assert [t.id for t in store.list_tasks(state="Running")] == ["t07", "t03"]
+    running_page = store.list_tasks(state="Running", after=(now + 3, "t07"))
+    assert [t.id for t in running_page] == ["t03"]
+    assert [t.id for t in store.list_tasks(since=now + 5)] == ["t11", "t10"]
+    assert [t.id for t in store.list_tasks(state="Enqueued", since=now + 3, limit=3)] == [
+        "t11", "t10", "t09"
+    ]  # fmt: skip
+    assert all(t.request is None for t in store.list_tasks())
+    assert store.counts()["Running"] == 2 and store.counts()["Enqueued"] == 10

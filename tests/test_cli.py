@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -118,8 +120,9 @@ def test_tasks_list_show_and_retry(tmp_path, capsys):
 def test_tasks_without_a_journal_creates_none(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["tasks", "list"]) == 0
-    assert capsys.readouterr().out.split() == ["ID", "STATE", "ATTEMPTS", "CREATED", "UPDATED",
-                                               "LAST", "ERROR"]  # fmt: skip
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["ID", "STATE", "ATTEMPTS", "CREATED", "UPDATED", "LAST", "ERROR"]
+    assert out[1:] == ["0 tasks in all: none"]
     assert not (tmp_path / ".fc-wsgi").exists()
 
 
@@ -181,3 +184,57 @@ def test_tasks_of_a_project_function_read_its_own_journal(tmp_path, capsys):
     assert main(["tasks", "list", "--config", config, "--function", "notes"]) == 0
     assert capsys.readouterr().out.splitlines()[0].startswith("ID")  # empty, nothing created
     assert not (tmp_path / "project/.fc-wsgi").exists()
+
+
+def test_tasks_stop_and_list_filters(tmp_path, capsys):
+    from fc_wsgi.dispatch import Journal, StoredRequest
+
+    journal_path = tmp_path / "async.sqlite3"
+    config = tmp_path / "t.json"
+    config.write_text(json.dumps({"authType": "anonymous", "methods": ["POST"],
+                                  "async": {"journal": str(journal_path)}}))  # fmt: skip
+    request = StoredRequest({"REQUEST_METHOD": "POST", "PATH_INFO": "/job"}, b"{}")
+    now = time.time()
+    with Journal(journal_path) as journal:
+        journal.enqueue("old", "1-old", request, due=now, now=now - 7200)
+        for name in ("a", "b"):
+            journal.enqueue(name, f"1-{name}", request, due=now + 60, now=now)
+        assert journal.claim("b", "w", now=now + 60, lease_seconds=60)
+    cli = ["--config", str(config)]
+    assert main(["tasks", "stop", "1-a", "--json", *cli]) == 0
+    stopped = json.loads(capsys.readouterr().out)
+    assert (stopped["id"], stopped["state"]) == ("a", "Stopped")
+    assert main(["tasks", "stop", "b", *cli]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[:2] == ["b", "Stopping"]
+    assert main(["tasks", "stop", "a", *cli]) == 2  # finished: FC's StopAsyncTask refuses
+    assert "task 'a' is Stopped; only waiting or running tasks can be stopped" in (
+        capsys.readouterr().err
+    )
+    assert main(["tasks", "list", *cli]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out[1:-1]] == ["b", "a", "old"]
+    assert out[-1] == "3 tasks in all: Enqueued 1, Stopping 1, Stopped 1"
+    assert main(["tasks", "list", "--state", "Stopped", "--json", *cli]) == 0
+    assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == ["a"]
+    assert main(["tasks", "list", "--since", "1h", "--json", *cli]) == 0
+    assert [json.loads(line)["id"] for line in capsys.readouterr().out.splitlines()] == ["b", "a"]
+    iso = datetime.datetime.fromtimestamp(now - 3 * 3600).isoformat(timespec="seconds")
+    assert main(["tasks", "list", "--since", iso, "--json", *cli]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3
+    for bad in (["--since", "yesterday"], ["--state", "Done"]):
+        with pytest.raises(SystemExit) as exited:
+            main(["tasks", "list", *bad, *cli])
+        assert exited.value.code == 2
+
+
+def test_observe_options_are_checked_before_anything_starts(capsys, monkeypatch):
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    app = "examples.hello:handler"
+    assert main(["serve", app, "--metrics-bind", "9464"]) == 2
+    assert "--metrics-bind: expected HOST:PORT, got '9464'" in capsys.readouterr().err
+    assert main(["serve", app, "--dev", "--metrics-bind", "127.0.0.1:9464"]) == 2
+    assert "not --dev" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["serve", app, "--log-format", "xml"])
+    assert main(["dashboard", "--config", "examples/trigger.json", "--bind", "10.1.2.3:9465"]) == 2
+    assert "not loopback) needs a token" in capsys.readouterr().err

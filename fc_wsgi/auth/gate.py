@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from .. import metrics
 from ..common import MAX_SKEW_SECONDS, SDK_VARIANTS, SIGNATURE_SCHEMES
 from ..errors import AccessDenied, FcError, error_response
 
@@ -81,12 +82,14 @@ class AuthGate:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self.disable_url_internet:
             error = AccessDenied(URL_DISABLED_MESSAGE)
+            metrics.count_auth_refusal(error.code)
             return error_response(error, environ, start_response, self.profile)
         check = self._check
         if check is not None and not _is_preflight(environ):
             try:
                 check(environ)
             except FcError as error:
+                metrics.count_auth_refusal(error.code)
                 return error_response(error, environ, start_response, self.profile)
         return self.app(environ, start_response)
 

@@ -18,6 +18,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterable
 
+from .. import metrics
 from ..common import Clock, redact_url
 from ..errors import FcError
 from ..jwkset import KeySet, VerifyKey, parse_jwks
@@ -133,6 +134,7 @@ class RemoteKeySet:
                 self._keys, self._digest = keys, digest
                 self.generation += 1
         except Exception as exc:  # any failure keeps the last good keys
+            metrics.count_jwks_fetch(ok=False)
             if self._keys is None:
                 log.error("JWKS fetch from %s failed: %s", self._safe_url, _reason(exc))
             else:
@@ -141,6 +143,7 @@ class RemoteKeySet:
                     self._safe_url, _reason(exc), len(self._keys),
                 )  # fmt: skip
             return False
+        metrics.count_jwks_fetch(ok=True)
         self._stale_at = now + self._cache_seconds
         return True
 

@@ -6,10 +6,10 @@ persisted is a deployment choice (DESIGN.md, "Scale-out"): the SQLite
 processes; the Dramatiq backend (:mod:`fc_wsgi.dispatch.dramatiq_backend`) commits them to
 Redis and ``fc-wsgi worker`` runs them on any number of hosts. The dispatcher sees only
 :class:`TaskBackend`: it stores a task, and starts its local scheduler only when the backend
-says tasks run locally. The CLI sees the read side, :class:`TaskStore`. Both report failures
-with the exceptions of :mod:`~fc_wsgi.dispatch.tasks` (``DuplicateTask``, ``QueueFull``,
-``StoreBusy``, ``StoreError``, ``TaskNotFound``, ``TaskBusy``), so the FC answers do not
-depend on the backend.
+says tasks run locally. The CLI and the task page see the operator's side, :class:`TaskStore`.
+Both report failures with the exceptions of :mod:`~fc_wsgi.dispatch.tasks` (``DuplicateTask``,
+``QueueFull``, ``StoreBusy``, ``StoreError``, ``TaskNotFound``, ``TaskBusy``,
+``TaskFinished``), so the FC answers do not depend on the backend.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from ..common import redact_url
 from ..config import ConfigError
 from .journal import Journal
-from .tasks import StoredRequest, TaskRecord
+from .tasks import PageCursor, StoredRequest, TaskRecord
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -34,16 +34,32 @@ DRAMATIQ_EXTRA = "pip install 'fc-wsgi[dramatiq]'"
 
 @runtime_checkable
 class TaskStore(Protocol):
-    """The read side ``fc-wsgi tasks`` uses: the same calls and records for every backend."""
+    """The operator's side, ``fc-wsgi tasks`` and ``fc-wsgi dashboard``: the same calls and
+    records for every backend."""
 
     def get(self, task_id: str) -> TaskRecord | None:
         """The task with this id, or else the one with this request id, with its request."""
 
-    def list_tasks(self, *, limit: int = 100, state: str | None = None) -> list[TaskRecord]:
-        """Newest first, without requests."""
+    def list_tasks(
+        self,
+        *,
+        limit: int = 100,
+        state: str | None = None,
+        since: float | None = None,
+        after: PageCursor | None = None,
+    ) -> list[TaskRecord]:
+        """Newest first, without requests: in ``state``, created at or after ``since``
+        (wall-clock seconds), the page after the cursor ``after`` (keyset paging)."""
+
+    def counts(self) -> dict[str, int]:
+        """Tasks per state, every state present (zero included)."""
 
     def retry(self, task_id: str, *, now: float | None = None) -> TaskRecord:
         """Run a finished task again from attempt 1; :class:`TaskBusy` while it runs."""
+
+    def stop(self, task_id: str, *, now: float | None = None) -> TaskRecord:
+        """FC's StopAsyncTask: waiting → ``Stopped``, running → ``Stopping`` (``Stopped``
+        when its run ends, never retried nor delivered); :class:`TaskFinished` when done."""
 
     def close(self) -> None:
         """Release connections; the object may be used again afterwards."""

@@ -33,6 +33,7 @@ import weakref
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from .. import metrics
 from .._wsgi import read_body
 from ..common import MAX_BODY_BYTES, Clock, Profile
 from ..errors import (
@@ -234,6 +235,7 @@ class AsyncDispatcher:
         if refusal is not None:
             return error_response(refusal, environ, start_response, profile)
         log.debug("request %s: async task %s accepted, due in %d s", rid, task_id, delay)
+        metrics.count_async_accepted()
         self._schedule(task_id, now + delay)
         start_response("202 Accepted", [*_ACCEPTED_HEADERS, ("X-Fc-Request-Id", rid), *echo])
         return []

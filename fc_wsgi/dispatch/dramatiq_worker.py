@@ -33,6 +33,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.errors import Retry
 from dramatiq.middleware import AgeLimit, Middleware, Retries, TimeLimit
 
+from .. import metrics
 from ..common import Clock
 from .destinations import Destinations, task_record
 from .dramatiq_backend import ACTOR_NAME, QUEUE_NAME, BrokerSettings, RedisTaskStore, make_broker
@@ -106,6 +107,7 @@ class TaskRunner:
             if task.state == FAILED:  # its workers died too often: dead-letter the message
                 raise TaskFailed(task.last_error or "failed")
             return
+        metrics.observe_start_lateness((task.started or task.due) - task.due)
         outcome = run_task(self.app, task, fail_on_5xx=self.fail_on_5xx)
         self._record(task, owner, outcome)
 

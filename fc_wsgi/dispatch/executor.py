@@ -31,6 +31,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from typing import TYPE_CHECKING
 
+from .. import metrics
 from ..common import Clock
 from .destinations import Destinations, task_record
 from .policy import RetryPolicy, claimed_condition, recorded_condition
@@ -228,6 +229,7 @@ class LocalExecutor:
             self._notify(task, claimed_condition(task), None)
             return
         self._running[task.id] = owner
+        metrics.observe_start_lateness((task.started or task.due) - task.due)
         try:
             outcome = run_task(self.app, task, fail_on_5xx=self._fail_on_5xx)
         finally:

@@ -45,11 +45,13 @@ from .tasks import (
     STOPPING,
     SUCCEEDED,
     DuplicateTask,
+    PageCursor,
     QueueFull,
     StoreBusy,
     StoredRequest,
     StoreError,
     TaskBusy,
+    TaskFinished,
     TaskNotFound,
     TaskRecord,
 )
@@ -59,8 +61,9 @@ BUSY_TIMEOUT_SECONDS = 5.0
 #: First and longest sleep between tries for the write lock, in seconds.
 BEGIN_RETRY_FIRST_SECONDS = 0.0002
 BEGIN_RETRY_MAX_SECONDS = 0.002
-#: ``PRAGMA user_version`` of the schema below.
-SCHEMA_VERSION = 1
+#: ``PRAGMA user_version`` of the schema below. 2 added the listing indexes: an older journal
+#: runs the whole (idempotent) script again when opened and gains them.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -86,7 +89,10 @@ CREATE TABLE IF NOT EXISTS tasks (
 CREATE INDEX IF NOT EXISTS tasks_state_due ON tasks (state, due);
 CREATE INDEX IF NOT EXISTS tasks_state_lease ON tasks (state, lease_expiry);
 CREATE INDEX IF NOT EXISTS tasks_request_id ON tasks (request_id);
-CREATE INDEX IF NOT EXISTS tasks_created ON tasks (created);
+-- Listings, newest first, paged by (created, id): one index seek per page at any depth.
+DROP INDEX IF EXISTS tasks_created;
+CREATE INDEX IF NOT EXISTS tasks_created_id ON tasks (created, id);
+CREATE INDEX IF NOT EXISTS tasks_state_created_id ON tasks (state, created, id);
 """
 
 _SUMMARY = (
@@ -450,13 +456,20 @@ class Journal:
             return None
         return dataclasses.replace(_record(row[:-2]), request=_decode_request(row[-2], row[-1]))
 
-    def list_tasks(self, *, limit: int = 100, state: str | None = None) -> list[TaskRecord]:
-        """Newest first, without requests."""
-        query, args = f"SELECT {_SUMMARY} FROM tasks", tuple[str, ...]()
-        if state is not None:
-            query, args = query + " WHERE state = ?", (state,)
+    def list_tasks(
+        self,
+        *,
+        limit: int = 100,
+        state: str | None = None,
+        since: float | None = None,
+        after: PageCursor | None = None,
+    ) -> list[TaskRecord]:
+        """Newest first, without requests: in ``state``, created at or after ``since``, listed
+        after the cursor ``after`` (the previous page's last task). Every filter is an index
+        range (``tasks_state_created_id``, ``tasks_created_id``), never a scan or an OFFSET."""
+        query, args = _listing(state, since, after)
         with self._transaction(write=False) as conn:
-            rows = conn.execute(query + " ORDER BY created DESC LIMIT ?", (*args, limit))
+            rows = conn.execute(query + " LIMIT ?", (*args, limit))
             return [_record(row) for row in rows.fetchall()]
 
     def counts(self) -> dict[str, int]:
@@ -484,19 +497,26 @@ class Journal:
             raise TaskNotFound(f"no task {task_id!r}")
         return record
 
-    def stop(self, task_id: str, *, now: float | None = None) -> str:
-        """Stop a task: a waiting one becomes ``Stopped``, a running one ``Stopping`` (its
-        result is then recorded as ``Stopped`` and it is not retried). Returns the new state."""
+    def stop(self, task_id: str, *, now: float | None = None) -> TaskRecord:
+        """FC's StopAsyncTask: a waiting task becomes ``Stopped`` and never runs; a running
+        one ``Stopping`` (its run's result is recorded as ``Stopped``: no retry, no
+        destination). :class:`TaskFinished` for a finished task. Accepts the request id."""
         now = self._clock() if now is None else now
         with self._transaction() as conn:
-            row = _id_and_state(conn, task_id)
-            state = {ENQUEUED: STOPPED, RETRYING: STOPPED, RUNNING: STOPPING}.get(row[1], row[1])
-            ended = now if state == STOPPED else None
-            conn.execute(
-                "UPDATE tasks SET state = ?, updated = ?, ended = COALESCE(?, ended) WHERE id = ?",
-                (state, now, ended, row[0]),
-            )
-            return str(state)
+            task_id, state = _id_and_state(conn, task_id)
+            if state in FINISHED_STATES:
+                raise TaskFinished(f"task {task_id!r} is {state}; only waiting or running"
+                                   " tasks can be stopped")  # fmt: skip
+            if state != STOPPING:
+                new = STOPPING if state == RUNNING else STOPPED
+                conn.execute(
+                    "UPDATE tasks SET state = ?, updated = ?, ended = ? WHERE id = ?",
+                    (new, now, now if new == STOPPED else None, task_id),
+                )
+        record = self.get(task_id)
+        if record is None:  # pruned in between: vanishingly rare
+            raise TaskNotFound(f"no task {task_id!r}")
+        return record
 
     def integrity_check(self) -> list[str]:
         """SQLite's ``PRAGMA integrity_check``: an empty list when the file is sound."""
@@ -513,6 +533,24 @@ def _id_and_state(conn: sqlite3.Connection, task_id: str) -> tuple[str, str]:
     if row is None:
         raise TaskNotFound(f"no task {task_id!r}")
     return row[0], row[1]
+
+
+def _listing(
+    state: str | None, since: float | None, after: PageCursor | None
+) -> tuple[str, tuple[Any, ...]]:
+    """The SELECT of :meth:`Journal.list_tasks` (without its LIMIT) and its arguments."""
+    where, args = [], list[Any]()
+    if state is not None:
+        where.append("state = ?")
+        args.append(state)
+    if since is not None:
+        where.append("created >= ?")
+        args.append(since)
+    if after is not None:
+        where.append("(created, id) < (?, ?)")
+        args.extend(after)
+    clause = f" WHERE {' AND '.join(where)}" if where else ""
+    return f"SELECT {_SUMMARY} FROM tasks{clause} ORDER BY created DESC, id DESC", tuple(args)
 
 
 def _create_private_file(path: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from .. import metrics
 from .destinations import EVENT_AGE_EXCEEDED, RETRIES_EXHAUSTED, SUCCESS
 from .runner import Outcome
 from .tasks import EXPIRED, FAILED, RETRYING, STOPPED, SUCCEEDED, TaskRecord
@@ -49,6 +50,7 @@ class RetryPolicy:
 def claimed_condition(task: TaskRecord) -> str | None:
     """For a claim that finished ``task`` instead of running it (too old, its workers died
     too often, stopped): log why, and name the destination condition to deliver, if any."""
+    metrics.count_async_run(task.state)
     if task.state == EXPIRED:
         log.warning("request %s: async task %s expired, not run", task.request_id, task.id)
         return EVENT_AGE_EXCEEDED
@@ -64,6 +66,7 @@ def recorded_condition(
 ) -> str | None:
     """Log what the store recorded for a run (``written``: None when the lease was lost), and
     name the destination condition to deliver, if any. Stopped tasks deliver nothing."""
+    metrics.count_async_run(written)
     rid = task.request_id
     if written is None:
         log.warning("request %s: async task %s lost its lease; result dropped", rid, task.id)

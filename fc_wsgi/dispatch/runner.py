@@ -24,6 +24,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from ..errors import REQUEST_ID_KEY
+from ..logs import REQUEST_ID
 from .tasks import TaskRecord
 
 if TYPE_CHECKING:
@@ -130,7 +131,16 @@ def run_app(
 
 
 def run_task(app: WSGIApplication, task: TaskRecord, *, fail_on_5xx: bool = True) -> Outcome:
-    """Run a claimed task's request through ``app``; never raises for the app's failures."""
+    """Run a claimed task's request through ``app``; never raises for the app's failures.
+    Records logged meanwhile carry the task's request id (``--log-format json``)."""
+    token = REQUEST_ID.set(task.request_id)
+    try:
+        return _run(app, task, fail_on_5xx)
+    finally:
+        REQUEST_ID.reset(token)
+
+
+def _run(app: WSGIApplication, task: TaskRecord, fail_on_5xx: bool) -> Outcome:
     environ = build_environ(task)
     try:
         status_line, headers, body = run_app(app, environ)

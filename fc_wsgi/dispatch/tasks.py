@@ -55,6 +55,16 @@ class TaskBusy(StoreError):
     """The task holds a lease (Running or Stopping), so it cannot be changed now."""
 
 
+class TaskFinished(StoreError):
+    """The task has already finished, so it cannot be stopped (FC's StopAsyncTask refuses a
+    finished task too)."""
+
+
+#: A keyset page position: the ``(created, id)`` of the last task shown. The next page holds
+#: the tasks listed after it, newest first, so paging stays one index seek at any depth.
+PageCursor = tuple[float, str]
+
+
 @dataclasses.dataclass(frozen=True)
 class StoredRequest:
     """What is needed to replay a request: its CGI/``HTTP_*`` environ strings and its body."""

@@ -14,9 +14,11 @@ import pytest
 pytest.importorskip("dramatiq", reason="the dramatiq extra is not installed")
 
 import redis  # noqa: E402
-from support import (
-    free_port,  # noqa: E402
-    make_environ,  # noqa: E402
+from support import (  # noqa: E402
+    check_listing_filters_and_pages,
+    check_stop_in_each_state,
+    free_port,
+    make_environ,
 )
 
 from fc_wsgi.common import redact_url  # noqa: E402
@@ -280,3 +282,57 @@ def test_the_config_picks_the_backend(redis_url, tmp_path):
 def _token(backend: DramatiqBackend, task_id: str) -> str:
     client: redis.Redis = backend.broker.client
     return client.hget(f"{backend.settings.namespace}:fc-wsgi:task:{task_id}", "token").decode()
+
+
+class _RedisOps:
+    def __init__(self, backend: DramatiqBackend) -> None:
+        self.store, self._backend = backend, backend
+
+    def add(self, task_id: str, now: float) -> None:
+        self._backend.enqueue(task_id, f"rid-{task_id}", REQUEST, due=now, now=now)
+
+    def claim(self, task_id: str, owner: str, now: float):
+        token = _token(self._backend, task_id)
+        return self._backend.store.claim(
+            task_id, token, owner, now=now, max_age_seconds=60, max_attempts=4
+        )
+
+    def finish(self, task_id: str, owner: str, state: str, now: float) -> str | None:
+        due = now if state == "Retrying" else None
+        return self._backend.store.finish(task_id, owner, state=state, now=now, due=due)
+
+
+def test_stop_in_each_state(backend):
+    check_stop_in_each_state(_RedisOps(backend), NOW)
+
+
+def test_listing_filters_and_keyset_pages(backend):
+    check_listing_filters_and_pages(_RedisOps(backend), NOW)
+
+
+def test_a_task_stopped_while_running_is_neither_retried_nor_delivered(backend):
+    """The worker's run ends after a stop: Stopped, no Dramatiq Retry, no destination."""
+    from fc_wsgi.dispatch.dramatiq_worker import TaskRunner
+
+    conditions: list[object] = []
+
+    def app(environ, start_response):
+        backend.stop("t1", now=NOW + 1)  # the operator stops it mid-run
+        start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+        return [b"failed"]
+
+    runner = TaskRunner(app, backend.store, max_async_retry_attempts=3, clock=lambda: NOW + 2)
+    # _notify(task, condition, outcome): the condition names the destination to deliver to.
+    runner._notify = lambda task, condition, outcome: conditions.append(condition)
+    backend.enqueue("t1", "t1", REQUEST, due=NOW, now=NOW)
+    runner.perform("t1", _token(backend, "t1"))  # returns: no dramatiq Retry raised
+    assert backend.get("t1").state == "Stopped"
+    assert conditions == [None]
+
+
+def test_listing_and_counts_in_small_slices_agree(backend, monkeypatch):
+    """Redis is walked COUNT_SLICE entries per script; the results do not depend on it."""
+    from fc_wsgi.dispatch import dramatiq_backend
+
+    monkeypatch.setattr(dramatiq_backend, "COUNT_SLICE", 3)
+    check_listing_filters_and_pages(_RedisOps(backend), NOW)

@@ -1,0 +1,162 @@
+"""Prometheus metrics: what FC's console shows, counted in every process that serves or runs.
+
+Off unless ``PROMETHEUS_MULTIPROC_DIR`` is set (``fc-wsgi serve --metrics-bind`` sets it): then
+:func:`enable` imports ``prometheus_client`` (the ``fc-wsgi[metrics]`` extra) and every
+gunicorn worker and ``fc-wsgi worker`` process writes its counts to its own files in that
+directory, which one exposition endpoint sums (prometheus_client's multiprocess mode). Off,
+nothing is imported and each hook below costs one test of a module global; the per-request
+layer (:mod:`fc_wsgi.request_metrics`) is then not in the stack at all.
+
+Label values are bounded: ``function`` is one configured name per process, ``method`` one of
+FC's seven (else ``OTHER``), ``status`` three digits, ``code`` an FC error code; never a path,
+a token or a request id. The ground floor: it imports nothing from fc_wsgi above ``common``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from .common import ALL_METHODS
+
+if TYPE_CHECKING:
+    from .config import TriggerConfig
+
+log = logging.getLogger(__name__)
+
+#: prometheus_client's own switch for its multiprocess mode: the directory of the value files.
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: The ``function`` label of this process's metrics (``--function-label``).
+FUNCTION_ENV = "FC_WSGI_FUNCTION"
+DEFAULT_FUNCTION = "default"
+#: What to install when metrics are asked for and prometheus_client is missing.
+METRICS_EXTRA = "pip install 'fc-wsgi[metrics]'"
+
+#: Request latency buckets, in seconds: a hello answers in well under a millisecond.
+DURATION_BUCKETS_SECONDS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+#: Async start lateness buckets, in seconds: scheduler jitter up to a backlog of hours.
+LATENESS_BUCKETS_SECONDS = (
+    0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0,
+)  # fmt: skip
+#: The ``outcome`` values of ``fc_wsgi_async_runs_total``, by the state a run or claim wrote.
+RUN_OUTCOMES = {
+    "Succeeded": "succeeded",
+    "Retrying": "retried",
+    "Failed": "failed",
+    "Expired": "expired",
+    "Stopped": "stopped",
+    "Invalid": "invalid",
+    None: "lost",  # the lease was lost: another process owns the task now
+}
+_METHODS = frozenset(ALL_METHODS)
+
+
+class Metrics:
+    """The metric families, with the ``function`` label bound once for this process."""
+
+    def __init__(self, function: str = DEFAULT_FUNCTION, registry: Any = None) -> None:
+        from prometheus_client import REGISTRY, Counter, Histogram
+
+        registry = REGISTRY if registry is None else registry
+        self.function = function
+        self.requests = Counter(
+            "fc_wsgi_requests", "HTTP requests answered, by FC error code ('' when none).",
+            ["function", "method", "status", "code"], registry=registry,
+        )  # fmt: skip
+        self.duration = Histogram(
+            "fc_wsgi_request_duration_seconds",
+            "From the first layer in to the last byte out.",
+            ["function"], buckets=DURATION_BUCKETS_SECONDS, registry=registry,
+        ).labels(function)  # fmt: skip
+        self.async_accepted = Counter(
+            "fc_wsgi_async_accepted", "Async requests stored and answered 202.",
+            ["function"], registry=registry,
+        ).labels(function)  # fmt: skip
+        self.async_runs = Counter(
+            "fc_wsgi_async_runs", "Async runs (and claims that finished a task) by outcome.",
+            ["function", "outcome"], registry=registry,
+        )  # fmt: skip
+        self.async_lateness = Histogram(
+            "fc_wsgi_async_start_lateness_seconds", "An async run's start minus its due time.",
+            ["function"], buckets=LATENESS_BUCKETS_SECONDS, registry=registry,
+        ).labels(function)  # fmt: skip
+        self.jwks_fetches = Counter(
+            "fc_wsgi_jwks_fetches", "JWKS URL fetches by outcome (success, failure).",
+            ["outcome"], registry=registry,
+        )  # fmt: skip
+        self.auth_refusals = Counter(
+            "fc_wsgi_auth_refusals", "Requests AuthGate refused, by FC error code.",
+            ["function", "code"], registry=registry,
+        )  # fmt: skip
+        # Children by (method, status, code): prometheus_client's labels() takes a lock and
+        # builds a key; a dict read is cheaper. The keys are bounded (see the module doc).
+        self._request_children: dict[tuple[str, str, str], Any] = {}
+
+    def count_request(self, method: str, status: str, code: str) -> None:
+        key = (method, status, code)
+        child = self._request_children.get(key)
+        if child is None:
+            label = method if method in _METHODS else "OTHER"
+            child = self.requests.labels(self.function, label, status, code)
+            self._request_children[key] = child
+        child.inc()
+
+
+_active: Metrics | None = None
+
+
+def enable(function: str | None = None) -> Metrics | None:
+    """The process's metrics when ``PROMETHEUS_MULTIPROC_DIR`` is set, made on first call;
+    None (and nothing imported) otherwise. Raises ImportError naming the extra when the
+    directory is set but prometheus_client is missing."""
+    global _active
+    if _active is not None or not os.environ.get(MULTIPROC_DIR_ENV):
+        return _active
+    try:
+        import prometheus_client  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(f"{MULTIPROC_DIR_ENV} is set: metrics need {METRICS_EXTRA}") from exc
+    _active = Metrics(function or os.environ.get(FUNCTION_ENV) or DEFAULT_FUNCTION)
+    return _active
+
+
+def label_of(config: TriggerConfig) -> str:
+    """The ``function`` label of a trigger's metrics: ``--function-label`` (its variable),
+    else the function section's name, else ``default``."""
+    name = config.function.name if config.function is not None else DEFAULT_FUNCTION
+    return os.environ.get(FUNCTION_ENV) or name
+
+
+def active() -> Metrics | None:
+    """The metrics :func:`enable` made in this process, if any."""
+    return _active
+
+
+def count_auth_refusal(code: str) -> None:
+    if _active is not None:
+        _active.auth_refusals.labels(_active.function, code).inc()
+
+
+def count_jwks_fetch(ok: bool) -> None:
+    if _active is not None:
+        _active.jwks_fetches.labels("success" if ok else "failure").inc()
+
+
+def count_async_accepted() -> None:
+    if _active is not None:
+        _active.async_accepted.inc()
+
+
+def count_async_run(state: str | None) -> None:
+    """A run recorded ``state`` (None: its lease was lost), or a claim finished the task."""
+    if _active is not None:
+        outcome = RUN_OUTCOMES.get(state, "other")
+        _active.async_runs.labels(_active.function, outcome).inc()
+
+
+def observe_start_lateness(seconds: float) -> None:
+    if _active is not None:
+        _active.async_lateness.observe(max(0.0, seconds))

@@ -1,0 +1,75 @@
+"""RequestMetrics: every answer counted and timed, from the first layer in to the last byte out.
+
+The outermost layer when metrics are on (:mod:`fc_wsgi.metrics`), so CORS answers, FC's
+errors, async 202s and the app's own answers are all counted: ``fc_wsgi_requests_total`` by
+method, status and FC error code (the code :func:`fc_wsgi.errors.error_response` leaves in the
+environ, ``""`` for an answer that is not FC's error) and ``fc_wsgi_request_duration_seconds``
+observed when the server closes the body, after the last byte went out. Off, the layer is not
+in the stack (:func:`fc_wsgi.factory.make_trigger_app`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from ._wsgi import close_iterable
+from .errors import ERROR_CODE_KEY
+
+if TYPE_CHECKING:
+    from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from .metrics import Metrics
+
+
+class RequestMetrics:
+    """Count and time each request in ``metrics`` (one instance per process)."""
+
+    def __init__(self, app: WSGIApplication, metrics: Metrics) -> None:
+        self.app = app
+        self._count = metrics.count_request
+        self._observe = metrics.duration.observe
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        measured = _Measured(self, environ, start_response)
+        try:
+            measured.body = self.app(environ, measured.start_response)
+        except BaseException:
+            measured.done()
+            raise
+        return measured
+
+
+class _Measured:
+    """One request: notes the status as the response starts, passes the app's iterable
+    through, and counts and times the request when the server closes it (one object per
+    request, not a closure and a wrapper)."""
+
+    __slots__ = ("_meter", "_environ", "_start_response", "_started", "_status", "body")
+
+    def __init__(
+        self, meter: RequestMetrics, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> None:
+        self._meter, self._environ, self._start_response = meter, environ, start_response
+        self._started = time.perf_counter()
+        self._status = "500"  # an exception before any response
+        self.body: Iterable[bytes] = ()
+
+    def start_response(self, status: str, headers: Any, exc_info: Any = None) -> Any:
+        self._status = status[:3]
+        return self._start_response(status, headers, exc_info)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.body)
+
+    def close(self) -> None:
+        try:
+            close_iterable(self.body)
+        finally:
+            self.done()
+
+    def done(self) -> None:
+        meter, environ = self._meter, self._environ
+        meter._count(environ["REQUEST_METHOD"], self._status, environ.get(ERROR_CODE_KEY, ""))
+        meter._observe(time.perf_counter() - self._started)

@@ -1,0 +1,90 @@
+"""RequestMetrics counts and times every answer, closes what it wraps, bounds its labels."""
+
+from __future__ import annotations
+
+import pytest
+from support import Recorder, hello_app, make_environ, validated
+
+pytest.importorskip("prometheus_client", reason="the metrics extra is not installed")
+
+from prometheus_client import CollectorRegistry  # noqa: E402
+
+from fc_wsgi.errors import InvalidToken, error_response  # noqa: E402
+from fc_wsgi.metrics import Metrics  # noqa: E402
+from fc_wsgi.request_metrics import RequestMetrics  # noqa: E402
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    return registry.get_sample_value(name, {"function": "fn", **labels}) or 0.0
+
+
+def refusing_app(environ, start_response):
+    return error_response(InvalidToken("no token"), environ, start_response)
+
+
+def test_answers_are_counted_by_method_status_and_fc_code(registry):
+    metrics = Metrics("fn", registry=registry)
+    ok = validated(RequestMetrics, hello_app, metrics=metrics)
+    for _ in range(3):
+        assert ok.get("/a").text == "hello"
+    ok.post("/b", "x")
+    refused = validated(RequestMetrics, refusing_app, metrics=metrics)
+    refused.get("/c", status=401)
+    requests = "fc_wsgi_requests_total"
+    assert sample(registry, requests, method="GET", status="200", code="") == 3
+    assert sample(registry, requests, method="POST", status="200", code="") == 1
+    assert sample(registry, requests, method="GET", status="401", code="InvalidToken") == 1
+    assert sample(registry, "fc_wsgi_request_duration_seconds_count") == 5
+    assert sample(registry, "fc_wsgi_request_duration_seconds_bucket", le="+Inf") == 5
+
+
+def test_unknown_methods_share_one_label(registry):
+    app = RequestMetrics(hello_app, Metrics("fn", registry=registry))
+    for method in ("BREW", "X1", "X2"):  # (wsgiref's validator warns on unknown methods)
+        assert Recorder().run(app, make_environ(REQUEST_METHOD=method)) == b"hello"
+    labels = {
+        s.labels["method"]
+        for family in registry.collect()
+        for s in family.samples
+        if s.name == "fc_wsgi_requests_total"
+    }
+    assert labels == {"OTHER"}
+
+
+def test_timed_at_close_and_close_is_forwarded(registry):
+    closed = []
+
+    class Body:
+        def __iter__(self):
+            yield b"part"
+
+        def close(self):
+            closed.append(True)
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return Body()
+
+    metrics = Metrics("fn", registry=registry)
+    wrapped = RequestMetrics(app, metrics)
+    body = wrapped({"REQUEST_METHOD": "GET"}, lambda status, headers, exc_info=None: None)
+    assert list(body) == [b"part"]
+    assert sample(registry, "fc_wsgi_request_duration_seconds_count") == 0  # not before close
+    body.close()
+    assert closed == [True]
+    assert sample(registry, "fc_wsgi_request_duration_seconds_count") == 1
+
+
+def test_an_exception_from_the_stack_is_counted_as_500_and_raised(registry):
+    def broken(environ, start_response):
+        raise RuntimeError("boom")
+
+    metrics = Metrics("fn", registry=registry)
+    with pytest.raises(RuntimeError):
+        RequestMetrics(broken, metrics)({"REQUEST_METHOD": "GET"}, lambda *a: None)
+    assert sample(registry, "fc_wsgi_requests_total", method="GET", status="500", code="") == 1
