@@ -32,6 +32,9 @@ REQUEST_ID_KEY = "fc.request_id"
 ERROR_CODE_KEY = "fc.error_code"
 #: The code counted for a function that raised: FC's ``X-Fc-Error-Type`` of that answer.
 UNHANDLED_CODE = "UnhandledInvocationError"
+#: ``environ["fc.error_code"]`` of a function answered FC's timeout (section 15): still FC's
+#: UnhandledInvocationError on the wire, told apart for the metrics and the async runner.
+TIMEOUT_CODE = "FunctionTimeout"
 
 _JSON = ("Content-Type", "application/json")
 
@@ -221,6 +224,7 @@ def function_answer(
     start_response: StartResponse,
     *,
     error_type: str = UNHANDLED_CODE,
+    code: str | None = None,
     profile: Profile = "fc3",
     exc_info: object = None,
 ) -> list[bytes]:
@@ -228,7 +232,7 @@ def function_answer(
     (``errorMessage``, and ``errorType`` where FC sends it), ``X-Fc-Error-Type``; not logged."""
     rid = request_id(environ, profile)
     body = json.dumps(payload).encode()
-    environ[ERROR_CODE_KEY] = error_type
+    environ[ERROR_CODE_KEY] = code or error_type
     headers = error_headers(rid, error_type, body)
     start_response(BadResponse.status, headers, exc_info)  # type: ignore[arg-type]
     return [_unless_head(environ, body)]

@@ -149,6 +149,10 @@ def make_project_app(
     if names:
         loaded = loaded.only(names)
     journals = loaded.file.parent / PROJECT_JOURNALS
+    try:  # one process serves every function: its metrics carry the project's name
+        metrics.enable(os.environ.get(metrics.FUNCTION_ENV) or loaded.name)
+    except ImportError as exc:
+        raise ConfigError(str(exc)) from None
     return Router(loaded, lambda endpoint: make_trigger_app(None, _mapping(endpoint, journals)))
 
 

@@ -150,10 +150,12 @@ def count_async_accepted() -> None:
         _active.async_accepted.inc()
 
 
-def count_async_run(state: str | None) -> None:
-    """A run recorded ``state`` (None: its lease was lost), or a claim finished the task."""
+def count_async_run(state: str | None, *, timed_out: bool = False) -> None:
+    """A run recorded ``state`` (None: its lease was lost), or a claim finished the task;
+    a failed run that hit the function's timeout counts as ``timeout``."""
     if _active is not None:
-        outcome = RUN_OUTCOMES.get(state, "other")
+        failed = state in ("Retrying", "Failed")
+        outcome = "timeout" if timed_out and failed else RUN_OUTCOMES.get(state, "other")
         _active.async_runs.labels(_active.function, outcome).inc()
 
 

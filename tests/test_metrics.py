@@ -36,6 +36,7 @@ def test_on_the_stack_is_measured_and_the_hooks_count(tmp_path, monkeypatch):
         metrics.count_jwks_fetch(ok=False)
         metrics.count_async_run("Retrying")
         metrics.count_async_run(None)
+        metrics.count_async_run("Failed", timed_out=True)  # the function's timeout
         metrics.observe_start_lateness(-1.0)  # early by clock skew: counted as 0
         from prometheus_client import CollectorRegistry
         from prometheus_client.multiprocess import MultiProcessCollector
@@ -47,6 +48,7 @@ def test_on_the_stack_is_measured_and_the_hooks_count(tmp_path, monkeypatch):
               get("fc_wsgi_jwks_fetches_total", {"outcome": "failure"}),
               get("fc_wsgi_async_runs_total", {"function": "shop", "outcome": "retried"}),
               get("fc_wsgi_async_runs_total", {"function": "shop", "outcome": "lost"}),
+              get("fc_wsgi_async_runs_total", {"function": "shop", "outcome": "timeout"}),
               get("fc_wsgi_async_start_lateness_seconds_bucket",
                   {"function": "shop", "le": "0.01"}))
         """
@@ -54,7 +56,8 @@ def test_on_the_stack_is_measured_and_the_hooks_count(tmp_path, monkeypatch):
     env = {"PATH": "/usr/bin:/bin", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
            "FC_WSGI_FUNCTION": "shop"}  # fmt: skip
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
-    assert out.stdout.split() == ["RequestMetrics", "1.0", "1.0", "1.0", "1.0", "1.0"], out.stderr
+    expected = ["RequestMetrics", "1.0", "1.0", "1.0", "1.0", "1.0", "1.0"]
+    assert out.stdout.split() == expected, out.stderr
 
 
 def test_hooks_cost_nothing_when_off():

@@ -66,7 +66,7 @@ def recorded_condition(
 ) -> str | None:
     """Log what the store recorded for a run (``written``: None when the lease was lost), and
     name the destination condition to deliver, if any. Stopped tasks deliver nothing."""
-    metrics.count_async_run(written)
+    metrics.count_async_run(written, timed_out=outcome.timed_out)
     rid = task.request_id
     if written is None:
         log.warning("request %s: async task %s lost its lease; result dropped", rid, task.id)

@@ -23,7 +23,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..errors import REQUEST_ID_KEY
+from ..errors import ERROR_CODE_KEY, REQUEST_ID_KEY, TIMEOUT_CODE
 from ..logs import REQUEST_ID
 from .tasks import TaskRecord
 
@@ -54,6 +54,7 @@ class Outcome:
     body: bytes
     error: str | None = None
     error_type: str | None = None  # FC's functionError: UnhandledInvocationError, ...
+    timed_out: bool = False  # the function runtime answered FC's timeout
 
     @property
     def failed(self) -> bool:
@@ -158,9 +159,12 @@ def _run(app: WSGIApplication, task: TaskRecord, fail_on_5xx: bool) -> Outcome:
         )
         return Outcome(None, [], b"", f"{type(exc).__name__}: {exc}", UNHANDLED)
     if _gateway_error_type(headers) == UNHANDLED:
-        # HeaderFilter, inside us, already turned the app's exception into FC's 502: still the
-        # function's unhandled error, whatever fail_on_5xx says.
-        return Outcome(status, headers, body, _function_error(body, status_line), UNHANDLED)
+        # HeaderFilter (or the function runtime), inside us, already turned the app's exception
+        # (or its timeout) into FC's 502: still the function's unhandled error, whatever
+        # fail_on_5xx says.
+        error = _function_error(body, status_line)
+        timed_out = environ.get(ERROR_CODE_KEY) == TIMEOUT_CODE
+        return Outcome(status, headers, body, error, UNHANDLED, timed_out=timed_out)
     if fail_on_5xx and status >= 500:
         return Outcome(status, headers, body, f"function answered {status_line}", HANDLED)
     return Outcome(status, headers, body)

@@ -32,6 +32,7 @@ from .._wsgi import close_iterable
 from ..dispatch.runner import ATTEMPT_KEY
 from ..errors import (
     REQUEST_ID_KEY,
+    TIMEOUT_CODE,
     ResourceExhausted,
     ResourceThrottled,
     error_response,
@@ -153,7 +154,8 @@ class FunctionRuntime:
             logtail.note(tail, f"FC Invoke End RequestId: {rid}, Error: {message}")
             recycle_worker(f"request {rid} timed out")
             return self._answer_error({"errorMessage": message}, "UnhandledInvocationError",
-                                      environ, start_response, started, tail, rid)  # fmt: skip
+                                      environ, start_response, started, tail, rid,
+                                      code=TIMEOUT_CODE)  # fmt: skip
         headers.extend(self._metrics(started, tail))
         start_response(status, headers)
         return body
@@ -202,15 +204,15 @@ class FunctionRuntime:
         started: float,
         tail: list[str] | None,
         rid: str,
+        code: str | None = None,
     ) -> list[bytes]:
         extra = self._metrics(started, tail)
 
         def start_with_metrics(status: str, headers: list[tuple[str, str]], exc_info: Any = None):  # type: ignore[no-untyped-def]
             return start_response(status, headers + extra, exc_info)
 
-        return function_answer(
-            payload, environ, start_with_metrics, error_type=error_type, profile=self.profile
-        )
+        return function_answer(payload, environ, start_with_metrics, error_type=error_type,
+                               code=code, profile=self.profile)  # fmt: skip
 
 
 class _Invocation:

@@ -9,6 +9,7 @@ from typing import Any
 from wsgiref.validate import validator
 
 import pytest
+from support import hello_app
 
 from fc_wsgi.dispatch import StoredRequest, TaskRecord
 from fc_wsgi.dispatch.runner import HANDLED, UNHANDLED, NoResponse, build_environ, run_app, run_task
@@ -222,3 +223,24 @@ def test_an_app_cannot_forge_the_gateways_error_type() -> None:
 
     outcome = run_task(HeaderFilter(forging), make_task())
     assert (outcome.failed, outcome.status) == (False, 200)
+
+
+def test_a_run_past_the_functions_timeout_is_a_timed_out_failure(tmp_path):
+    """FC's timeout answer (the function runtime's 502) fails the run and says it timed out,
+    for the retry policy and the ``timeout`` outcome of the metrics."""
+    import time
+
+    from fc_wsgi.factory import make_task_app
+
+    def slow(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        time.sleep(5)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"late"]
+
+    function = {"functionName": "slow", "codeUri": str(tmp_path), "timeout": 1}
+    config = {"authType": "anonymous", "methods": ["PUT"], "function": function}
+    outcome = run_task(make_task_app(slow, config), make_task())
+    assert (outcome.status, outcome.error_type, outcome.timed_out) == (502, UNHANDLED, True)
+    assert outcome.error is not None and outcome.error.startswith("Function timed out after 1")
+    quick = run_task(make_task_app(validator(hello_app), config), make_task())
+    assert (quick.status, quick.timed_out, quick.failed) == (200, False, False)
