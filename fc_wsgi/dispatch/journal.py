@@ -2,13 +2,21 @@
 
 FC persists an ``X-Fc-Invocation-Type: Async`` request before it answers 202 (fc-spec.md
 section 11); "any other status means it was not accepted". We keep that promise with one SQLite
-file in WAL mode with ``synchronous=FULL``, shared by every gunicorn worker on the host: a row
-is committed (fsynced) before the dispatcher answers.
+file in WAL mode, shared by every gunicorn worker on the host: a row is committed before the
+dispatcher answers. With ``durability="fsync"`` (the default, ``synchronous=FULL``) the commit
+is fsynced and survives a power loss; with ``"process"`` (``synchronous=NORMAL``) it is in the
+OS's page cache: it survives SIGKILL of any process, not an OS crash, and costs no fsync.
+Accepts arriving together share one transaction and one fsync (:mod:`.group_commit`), each
+still getting its own answer. The worker path's writes (claims, heartbeats, results) are never
+fsynced on their own: losing one in a power cut only means a task runs again, which
+at-least-once allows, and the next accept's fsync makes them durable anyway.
 
 Running a task is guarded by a lease. A worker claims a due task in one ``BEGIN IMMEDIATE``
 transaction that sets ``lease_owner`` and ``lease_expiry``; only the owner may record the
-result. A process killed with SIGKILL leaves its lease behind; once it expires, any process
-sharing the journal claims the task again (attempt + 1). So a task runs at least once and is
+result. A process killed with SIGKILL leaves its lease behind: on this host its owner
+(host, pid and process start time, :mod:`.owners`) is seen dead at the next rescan and any
+process sharing the journal claims the task again (attempt + 1) within about a second; an
+owner on another host keeps its lease until it expires. So a task runs at least once and is
 never lost; apps that must not repeat work read ``environ["fc.async_attempt"]``.
 
 Times are wall-clock seconds (``time.time``): they are compared across processes.
@@ -22,14 +30,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from ..common import AsyncDurability
+from .group_commit import GroupCommit
+from .owners import HOST, dead_here
 from .tasks import (
     ACTIVE_STATES,
     ENQUEUED,
@@ -54,11 +66,16 @@ from .tasks import (
     TaskRecord,
 )
 
+log = logging.getLogger(__name__)
+
 #: How long a write waits for another process's write lock, in seconds.
 BUSY_TIMEOUT_SECONDS = 5.0
 #: First and longest sleep between tries for the write lock, in seconds.
 BEGIN_RETRY_FIRST_SECONDS = 0.0002
 BEGIN_RETRY_MAX_SECONDS = 0.002
+#: ``async.durability``: fsync every accept's commit, or leave it to the OS (see above).
+DURABILITY_MODES = ("fsync", "process")
+_SYNCHRONOUS = {"fsync": "FULL", "process": "NORMAL"}
 #: ``PRAGMA user_version`` of the schema below.
 SCHEMA_VERSION = 1
 
@@ -94,9 +111,20 @@ _SUMMARY = (
     "last_error, status, lease_owner, lease_expiry, method, path"
 )
 
+# Owners of this host's processes (host:pid:start:n), for a first cut in SQL; dead_here decides.
+_LOCAL_OWNERS = HOST.replace("%", "_") + ":%"
+
 # Connections opened before a fork(): the child must neither use nor close them (closing could
 # checkpoint and remove the WAL under the parent's feet), so they are kept here, unreferenced.
 _INHERITED: list[sqlite3.Connection] = []
+
+
+@dataclasses.dataclass(frozen=True)
+class _Accept:
+    """One accept waiting for the group commit: its row and its queue bound."""
+
+    row: tuple[Any, ...]
+    max_pending: int | None
 
 
 class Journal:
@@ -115,7 +143,10 @@ class Journal:
         *,
         busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.time,
+        durability: AsyncDurability = "fsync",
     ) -> None:
+        if durability not in _SYNCHRONOUS:
+            raise ValueError(f"durability must be one of {DURABILITY_MODES}, got {durability!r}")
         path = os.fspath(path)
         self._uri = path.startswith("file:")
         # Absolute now, so a later chdir (gunicorn --chdir, a CLI) cannot move the journal.
@@ -123,8 +154,13 @@ class Journal:
         self._busy_timeout_seconds = busy_timeout_seconds
         self._clock = clock
         self._lock = threading.Lock()
+        self.durability = durability
+        self._synchronous = _SYNCHRONOUS[durability]
         self._conn: sqlite3.Connection | None = None
+        self._conn_synchronous = ""  # the connection's PRAGMA synchronous now
         self._pid = 0
+        self._accepts: GroupCommit[_Accept] = GroupCommit(self._insert)
+        self._accepts_pid = os.getpid()
 
     def __repr__(self) -> str:
         return f"Journal({self.path!r})"
@@ -139,6 +175,13 @@ class Journal:
 
     def close(self) -> None:
         """Close this process's connection; the next call opens a new one."""
+        transactions, accepts, sizes = self._accepts.stats()
+        if transactions:
+            log.info(
+                "journal %s: group commit: %d accepts in %d transactions; batch sizes %s",
+                self.path, accepts, transactions,
+                " ".join(f"{size}+:{count}" for size, count in sizes.items()),
+            )  # fmt: skip
         with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None and self._pid == os.getpid():
@@ -164,7 +207,8 @@ class Journal:
         )
         try:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn_synchronous = "NORMAL"
             if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 # One transaction, so processes starting together create it once.
                 conn.executescript(
@@ -179,15 +223,22 @@ class Journal:
         return conn
 
     @contextmanager
-    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+    def _transaction(
+        self, *, write: bool = True, durable: bool = True
+    ) -> Iterator[sqlite3.Connection]:
         """A write transaction (BEGIN IMMEDIATE: the write lock up front, no upgrade deadlock)
-        or a plain read; sqlite errors come out as :class:`StoreError`."""
+        or a plain read; sqlite errors come out as :class:`StoreError`. A ``durable`` write
+        commits with the journal's durability; the worker path's with NORMAL (see above)."""
         with self._lock:
             try:
                 conn = self._connection()
                 if not write:
                     yield conn
                     return
+                synchronous = self._synchronous if durable else "NORMAL"
+                if synchronous != self._conn_synchronous:
+                    conn.execute(f"PRAGMA synchronous={synchronous}")
+                    self._conn_synchronous = synchronous
                 self._begin_immediate(conn)
                 try:
                     yield conn
@@ -246,34 +297,45 @@ class Journal:
         """
         now = self._clock() if now is None else now
         environ_json = json.dumps(dict(request.environ), separators=(",", ":"))
+        row: tuple[Any, ...] = (task_id, request_id, ENQUEUED, now, now, now, due)
+        row += (request.method, request.path, environ_json, request.body)
+        if self._accepts_pid != os.getpid():  # forked: the parent's batch is not ours
+            self._accepts, self._accepts_pid = GroupCommit(self._insert), os.getpid()
+        self._accepts.submit(_Accept(row, max_pending))
+
+    def _insert(self, accepts: Sequence[_Accept]) -> list[StoreError | None]:
+        """Insert a batch of accepts in one durable transaction: one outcome per accept."""
+        outcomes: list[StoreError | None] = []
         with self._transaction() as conn:
-            if max_pending is not None:
-                (pending,) = conn.execute(
-                    "SELECT COUNT(*) FROM tasks WHERE state IN (?, ?)", PENDING_STATES
-                ).fetchone()
-                if pending >= max_pending:
-                    raise QueueFull(f"{pending} tasks are already waiting")
-            try:
-                conn.execute(
-                    "INSERT INTO tasks (id, request_id, state, attempts, created, enqueued,"
-                    " updated, due, method, path, environ, body)"
-                    " VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        task_id,
-                        request_id,
-                        ENQUEUED,
-                        now,
-                        now,
-                        now,
-                        due,
-                        request.method,
-                        request.path,
-                        environ_json,
-                        request.body,
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise DuplicateTask(f"task {task_id!r} already exists") from exc
+            pending: int | None = None  # counted once per batch, then kept up to date
+            for accept in accepts:
+                if accept.max_pending is not None:
+                    if pending is None:
+                        (pending,) = conn.execute(
+                            "SELECT COUNT(*) FROM tasks WHERE state IN (?, ?)", PENDING_STATES
+                        ).fetchone()
+                    if pending >= accept.max_pending:
+                        outcomes.append(QueueFull(f"{pending} tasks are already waiting"))
+                        continue
+                try:
+                    conn.execute(
+                        "INSERT INTO tasks (id, request_id, state, attempts, created, enqueued,"
+                        " updated, due, method, path, environ, body)"
+                        " VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        accept.row,
+                    )
+                except sqlite3.IntegrityError:
+                    outcomes.append(DuplicateTask(f"task {accept.row[0]!r} already exists"))
+                    continue
+                if pending is not None:
+                    pending += 1
+                outcomes.append(None)
+        return outcomes
+
+    def commit_stats(self) -> tuple[int, int, dict[int, int]]:
+        """Group commit in this process: ``(transactions, accepts, {batch size bucket:
+        transactions})``, buckets being powers of two (4 counts batches of 4 to 7)."""
+        return self._accepts.stats()
 
     # -- the worker path ---------------------------------------------------------------------
 
@@ -281,9 +343,15 @@ class Journal:
         self, *, now: float, horizon_seconds: float = 0.0, limit: int = 100
     ) -> list[tuple[str, float]]:
         """``(task_id, due)`` of waiting tasks due before ``now + horizon_seconds`` and of leased
-        tasks whose lease expires by then (a dead owner's), earliest first."""
+        tasks whose lease expires by then, earliest first; first of all, due ``now``, the
+        leased tasks of processes of this host that are dead (:func:`.owners.dead_here`)."""
         until = now + horizon_seconds
         with self._transaction(write=False) as conn:
+            local = conn.execute(
+                "SELECT id, lease_owner FROM tasks WHERE state IN (?, ?) AND lease_expiry > ?"
+                " AND lease_owner LIKE ?",
+                (*ACTIVE_STATES, until, _LOCAL_OWNERS),
+            ).fetchall()
             rows = conn.execute(
                 "SELECT id, due FROM tasks WHERE state IN (?, ?) AND due <= ?"
                 " UNION ALL"
@@ -291,7 +359,8 @@ class Journal:
                 " ORDER BY 2 LIMIT ?",
                 (*PENDING_STATES, until, *ACTIVE_STATES, until, limit),
             ).fetchall()
-        return [(task_id, float(due)) for task_id, due in rows]
+        orphans = [(task_id, now) for task_id, owner in local if dead_here(owner)]
+        return (orphans + [(task_id, float(due)) for task_id, due in rows])[:limit]
 
     def claim(
         self,
@@ -309,19 +378,23 @@ class Journal:
         The returned record is ``Running`` (with its request, ``attempts`` already counting
         this run) unless the claim finished the task instead: ``Expired`` when older than
         ``max_age_seconds`` (measured from ``enqueued``), ``Failed`` when a dead owner's lease
-        expired and ``max_attempts`` runs were already started (a task that kills its worker
-        must not loop forever), ``Stopped`` for a dead owner's ``Stopping`` task, ``Invalid``
-        when the stored request cannot be decoded.
+        expired (or the owner died on this host) and ``max_attempts`` runs were already
+        started (a task that kills its worker must not loop forever), ``Stopped`` for a dead
+        owner's ``Stopping`` task, ``Invalid`` when the stored request cannot be decoded.
         """
-        with self._transaction() as conn:
+        with self._transaction(durable=False) as conn:
             row = conn.execute(
                 f"SELECT {_SUMMARY}, environ, body FROM tasks WHERE id = ?"
-                " AND ((state IN (?, ?) AND due <= ?) OR (state IN (?, ?) AND lease_expiry <= ?))",
-                (task_id, *PENDING_STATES, now, *ACTIVE_STATES, now),
+                " AND ((state IN (?, ?) AND due <= ?)"
+                " OR (state IN (?, ?) AND (lease_expiry <= ? OR lease_owner LIKE ?)))",
+                (task_id, *PENDING_STATES, now, *ACTIVE_STATES, now, _LOCAL_OWNERS),
             ).fetchone()
             if row is None:
                 return None
             task = _record(row[:-2])
+            lease_left = task.lease_expiry is not None and task.lease_expiry > now
+            if task.state in ACTIVE_STATES and lease_left and not dead_here(task.lease_owner):
+                return None  # a live process of this host holds it
             final: str | None = None
             error = task.last_error
             if task.state == STOPPING:
@@ -331,7 +404,7 @@ class Journal:
             elif (
                 task.state == RUNNING and max_attempts is not None and task.attempts >= max_attempts
             ):
-                final, error = FAILED, f"worker lost (lease of {task.lease_owner} expired)"
+                final, error = FAILED, f"worker lost ({task.lease_owner} died or its lease expired)"
             request = _decode_request(row[-2], row[-1])
             if final is None and request is None:
                 final, error = INVALID, "stored request cannot be decoded"
@@ -366,7 +439,7 @@ class Journal:
         """Heartbeat: push the expiry of the leases ``{task_id: owner}`` still held."""
         if not leases:
             return 0
-        with self._transaction() as conn:
+        with self._transaction(durable=False) as conn:
             cursor = conn.executemany(
                 "UPDATE tasks SET lease_expiry = ? WHERE id = ? AND lease_owner = ?"
                 " AND state IN (?, ?)",
@@ -392,7 +465,7 @@ class Journal:
         """
         if state not in (SUCCEEDED, FAILED, RETRYING):
             raise ValueError(f"cannot finish a run as {state!r}")
-        with self._transaction() as conn:
+        with self._transaction(durable=False) as conn:
             row = conn.execute(
                 "SELECT state FROM tasks WHERE id = ? AND lease_owner = ? AND state IN (?, ?)",
                 (task_id, owner, *ACTIVE_STATES),
@@ -413,7 +486,7 @@ class Journal:
         """Give a lease back at shutdown: the task is due again at once, elsewhere or after a
         restart. The interrupted run still counts in ``attempts`` (the app may have started)."""
         now = self._clock() if now is None else now
-        with self._transaction() as conn:
+        with self._transaction(durable=False) as conn:
             cursor = conn.execute(
                 "UPDATE tasks SET state = CASE WHEN state = ? THEN ?"
                 " WHEN attempts > 1 THEN ? ELSE ? END,"
@@ -428,7 +501,7 @@ class Journal:
     def prune(self, *, before: float) -> int:
         """Delete finished tasks last updated before ``before``; return how many."""
         marks = ", ".join("?" * len(FINISHED_STATES))
-        with self._transaction() as conn:
+        with self._transaction(durable=False) as conn:
             cursor = conn.execute(
                 f"DELETE FROM tasks WHERE state IN ({marks}) AND updated < ?",
                 (*FINISHED_STATES, before),
