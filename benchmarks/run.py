@@ -23,6 +23,7 @@ import http.client
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -148,6 +149,11 @@ def build_apps(creds: Credentials) -> list[App]:
     return [
         App("bare", bare),
         App("anonymous", bare, {"authType": "anonymous", "methods": METHODS}),
+        App(
+            "anonymous process",
+            bare,
+            {"authType": "anonymous", "methods": METHODS, "async": {"durability": "process"}},
+        ),
         App("function", bare, {"authType": "function", "methods": METHODS, "accessKeys": keys}),
         App("jwt", bare, {"authType": "jwt", "methods": METHODS, "authConfig": auth_config}),
         App("flask", "benchmarks.apps:flask_bare()"),
@@ -167,7 +173,16 @@ BENCHES = [
     Bench("bare (jwt.lua)", "bare", "jwt.lua"),
     Bench("jwt", "jwt", "jwt.lua", 200, "bare (jwt.lua)", note="token cache hit"),
     Bench("bare (async.lua)", "bare", "async.lua", note="no dispatcher: runs it, 200"),
-    Bench("async accept", "anonymous", "async.lua", 202, "bare (async.lua)", "journal fsync"),
+    Bench("anonymous hello", "anonymous", "hello.lua", 200, note="async.lua's request, sync"),
+    Bench("async accept", "anonymous", "async.lua", 202, "anonymous hello", "durability fsync"),
+    Bench(
+        "async accept process",
+        "anonymous process",
+        "async.lua",
+        202,
+        "anonymous hello",
+        "durability process",
+    ),  # fmt: skip
     Bench("flask", "flask", "jwt.lua", 200, "bare (jwt.lua)", note="token ignored"),
     Bench("flask peer", "flask peer", "jwt.lua", 200, "flask", note="flask-cors + PyJWT"),
 ]
@@ -242,9 +257,10 @@ def start_server(app: App, shape: Shape, folder: Path, creds: Credentials) -> Se
     if app.config is not None:
         journal = folder / f"{slug}.sqlite3"
         path = folder / f"{slug}.json"
-        path.write_text(json.dumps({**app.config, "async": {"journal": str(journal)}}))
+        async_ = {**app.config.get("async", {}), "journal": str(journal)}
+        path.write_text(json.dumps({**app.config, "async": async_}))
         env.update(FC_WSGI_APP=ref, FC_WSGI_CONFIG=str(path))
-        ref = "fc_wsgi.serve:app_from_env()"
+        ref = "benchmarks.apps:trigger_from_env_logging_commits()"
     if app.name == "flask peer":
         jwk_path = folder / "public.jwk"
         jwk_path.write_text(json.dumps(creds.jwk))
@@ -541,6 +557,12 @@ def targets(samples: dict[str, list[Sample]]) -> list[str]:
         return "ok  " if ok else "MISS"
 
     lines = []
+    if {"async accept", "anonymous hello"} <= samples.keys():
+        accepts = median_ratio(samples["async accept"], samples["anonymous hello"])
+        lines.append(
+            f"{verdict(accepts >= 0.5)} async accepts/s >= 0.5x the same server's sync hello: "
+            f"{accepts:.2f}x"
+        )
     if {"anonymous+CORS", "bare (cors.lua)"} <= samples.keys():
         anon = median_ratio(samples["anonymous+CORS"], samples["bare (cors.lua)"])
         lines.append(f"{verdict(anon >= 0.90)} full anonymous stack >= 0.90x bare: {anon:.2f}x")
@@ -581,6 +603,32 @@ def sweep_table(shapes: list[Shape], results: dict[Shape, dict[str, list[Sample]
         "async accepts/s", "async p99 ms",
     ]  # fmt: skip
     return table(rows, header)
+
+
+def batch_sizes(log: Path) -> str:
+    """The group commit's batch sizes over the run, from the lines each worker logs at exit
+    (``batch sizes 1+:N 2+:N ...``: transactions of 1, 2-3, 4-7, ... accepts)."""
+    transactions: dict[int, int] = {}
+    accepts = 0
+    for line in log.read_text(errors="replace").splitlines():
+        match = re.search(
+            r"group commit: (\d+) accepts in \d+ transactions; batch sizes (.*)", line
+        )
+        if match is None:
+            continue
+        accepts += int(match.group(1))
+        for part in match.group(2).split():
+            size, count = part.split("+:")
+            transactions[int(size)] = transactions.get(int(size), 0) + int(count)
+    total = sum(transactions.values())
+    if not total:
+        return "no group commit logged"
+    buckets = ", ".join(
+        f"{size}-{2 * size - 1}: {count}" if size > 1 else f"1: {count}"
+        for size, count in sorted(transactions.items())
+    )
+    per_commit = accepts / total
+    return f"{accepts:,} accepts in {total:,} transactions ({per_commit:.1f} each); {buckets}"
 
 
 def machine_line() -> str:
@@ -699,6 +747,11 @@ def _run(args: argparse.Namespace) -> int:
                 samples = measure(
                     benches, servers, args.rounds, load, warmup, creds, _progress, refused
                 )
+            commits = {
+                name: batch_sizes(server.log)
+                for name, server in servers.items()
+                if any(b.server == name and b.status == 202 for b in benches)
+            }
     wrk = f"wrk -t{load.threads} -c{load.connections} -d{load.seconds:g}s"
     if args.sweep and not refused:
         print(
@@ -709,6 +762,8 @@ def _run(args: argparse.Namespace) -> int:
     elif not args.sweep:
         print(f"# gunicorn {shape}; {wrk}; {args.rounds} interleaved rounds, medians")
         print(main_table(benches, samples))
+        for name, sizes in commits.items():
+            print(f"# group commit batch sizes, {name}: {sizes}")
         lines = targets(samples)
         if lines:
             print()
