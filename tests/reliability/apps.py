@@ -2,8 +2,9 @@
 
 ``echo`` answers what the function saw (path, query, the claim headers auth passed on, the
 request id). When ``FC_WSGI_RUNS_FILE`` is set, every async run appends one line
-``<request id> <attempt> <pid>`` to that file (``O_APPEND``: one write per line, so lines from
-several workers never interleave); the soak test reads it to prove no accepted task was lost.
+``<request id> <attempt> <pid> <wall-clock time>`` to that file (``O_APPEND``: one write per
+line, so lines from several workers never interleave); the soak test reads it to prove no
+accepted task was lost.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def echo(environ, start_response):
     attempt = environ.get("fc.async_attempt")
     runs = os.environ.get("FC_WSGI_RUNS_FILE")
     if attempt is not None and runs:
-        line = f"{environ['fc.request_id']} {attempt} {os.getpid()}\n".encode()
+        line = f"{environ['fc.request_id']} {attempt} {os.getpid()} {time.time():.3f}\n".encode()
         fd = os.open(runs, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, line)
