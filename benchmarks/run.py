@@ -77,6 +77,7 @@ class Bench:
     status: int = 200
     baseline: str | None = None
     note: str = ""
+    headers: str = ""  # FCBENCH_HEADERS: extra request headers, "Name: value" per line
 
 
 @dataclass
@@ -150,6 +151,11 @@ def build_apps(creds: Credentials) -> list[App]:
         App("bare", bare),
         App("anonymous", bare, {"authType": "anonymous", "methods": METHODS}),
         App(
+            "anonymous delayed",
+            bare,
+            {"authType": "anonymous", "methods": METHODS, "async": {"maxQueuedTasks": 10**9}},
+        ),
+        App(
             "anonymous process",
             bare,
             {"authType": "anonymous", "methods": METHODS, "async": {"durability": "process"}},
@@ -182,6 +188,15 @@ BENCHES = [
         202,
         "anonymous hello",
         "durability process",
+    ),  # fmt: skip
+    Bench(
+        "async accept only",
+        "anonymous delayed",
+        "async.lua",
+        202,
+        "anonymous hello",
+        "fsync; delayed 3600 s: no task runs",
+        headers="x-fc-async-delay: 3600",
     ),  # fmt: skip
     Bench("flask", "flask", "jwt.lua", 200, "bare (jwt.lua)", note="token ignored"),
     Bench("flask peer", "flask peer", "jwt.lua", 200, "flask", note="flask-cors + PyJWT"),
@@ -370,6 +385,7 @@ def run_wrk(bench: Bench, server: Server, load: Load, creds: Credentials) -> Sam
     """One wrk run; raises :class:`BenchError` unless every answer had the expected status."""
     env = dict(os.environ)
     env.update(creds.env_for(bench.script, server.port))  # a Date signed now: valid 15 min
+    env["FCBENCH_HEADERS"] = bench.headers
     argv = [
         "wrk",
         "-t", str(load.threads),
@@ -411,20 +427,23 @@ def run_wrk(bench: Bench, server: Server, load: Load, creds: Credentials) -> Sam
 
 
 def drain_journal(server: Server) -> None:
-    """Wait until the server has run the async tasks it accepted, so that they do not eat the
-    CPU of the next run."""
+    """Wait until the server has run the async tasks it accepted and that are due, so that they
+    do not eat the CPU of the next run (delayed ones stay: they would run after the benchmark)."""
     if server.journal is None or not server.journal.exists():
         return
     from fc_wsgi.dispatch.tasks import ACTIVE_STATES, PENDING_STATES
 
     states = (*PENDING_STATES, *ACTIVE_STATES)
-    query = f"SELECT COUNT(*) FROM tasks WHERE state IN ({','.join('?' * len(states))})"
+    query = (
+        f"SELECT COUNT(*) FROM tasks WHERE state IN ({','.join('?' * len(states))})"
+        " AND (due <= ? OR lease_owner IS NOT NULL)"
+    )
     deadline = time.monotonic() + DRAIN_SECONDS
     uri = f"file:{server.journal}?mode=ro"
     while time.monotonic() < deadline:
         try:
             with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as conn:
-                (left,) = conn.execute(query, states).fetchone()
+                (left,) = conn.execute(query, (*states, time.time() + 60)).fetchone()
         except sqlite3.OperationalError:
             left = -1  # busy, or no table yet: ask again
         if left == 0:

@@ -4,14 +4,15 @@ FC answers an async request 202 only once it is persisted (fc-spec.md section 11
 accept waits for a durable commit; one fsync per request caps a server at about one accept per
 fsync. Here the first caller to arrive while nobody commits becomes the *leader*: it commits at
 once what is queued (itself, when idle: no added latency) and meanwhile later callers queue up;
-when its commit returns, each caller of the batch gets its own outcome (``None``: stored, or its
-own exception: a duplicate id, a full queue) and the next waiter leads the batch that gathered
+when its commit returns, each caller of the batch gets its own outcome (its result, or its own
+exception: a duplicate id, a full queue) and the next waiter leads the batch that gathered
 during that fsync. A failure of the whole commit (I/O error, lock timeout) is every caller's
 failure, so no caller is told "stored" for a row that is not on disk.
 
 There is no committer thread: a leader is a request thread doing what it would have done
 alone. Batches are per process (each process has its own connection); processes take turns
-on SQLite's write lock.
+on SQLite's write lock. The executor's claims and results batch the same way: a transaction
+costs its page writes more than its rows, fsync or not.
 """
 
 from __future__ import annotations
@@ -23,40 +24,44 @@ from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 #: Most items one transaction commits; more wait for the next one.
 MAX_BATCH = 256
 
-#: ``commit(items)`` stores them in one transaction and returns one outcome per item (None
-#: when stored), or raises when the transaction as a whole failed.
-Commit = Callable[[Sequence[T]], Sequence[BaseException | None]]
 
-
-class _Entry(Generic[T]):
-    __slots__ = ("item", "done", "error")
+class _Entry(Generic[T, R]):
+    __slots__ = ("item", "done", "outcome")
 
     def __init__(self, item: T) -> None:
         self.item = item
         self.done = False
-        self.error: BaseException | None = None
+        self.outcome: R | BaseException | None = None
 
 
-class GroupCommit(Generic[T]):
-    """Hands queued items to ``commit`` in batches, one batch at a time, leader/follower."""
+class GroupCommit(Generic[T, R]):
+    """Hands queued items to ``commit`` in batches, one batch at a time, leader/follower.
 
-    def __init__(self, commit: Commit[T], *, max_batch: int = MAX_BATCH) -> None:
+    ``commit(items)`` stores them in one transaction and returns one outcome per item (its
+    result, or the exception for that item alone), or raises when the transaction failed.
+    """
+
+    def __init__(
+        self, commit: Callable[[Sequence[T]], Sequence[R | BaseException]], *,
+        max_batch: int = MAX_BATCH,
+    ) -> None:  # fmt: skip
         self._commit = commit
         self._max_batch = max_batch
         self._cond = threading.Condition(threading.Lock())
-        self._queue: list[_Entry[T]] = []
+        self._queue: list[_Entry[T, R]] = []
         self._leading = False
         self._items = 0
         #: Transactions by batch size, bucketed by powers of two (1, 2, 4, ...: 4 counts 4-7).
         self.batch_sizes: Counter[int] = Counter()
 
-    def submit(self, item: T) -> None:
-        """Commit ``item`` with whatever else is queued; raise its own error, if any."""
-        entry = _Entry(item)
+    def submit(self, item: T) -> R:
+        """Commit ``item`` with whatever else is queued; its result, or raise its own error."""
+        entry: _Entry[T, R] = _Entry(item)
         with self._cond:
             self._queue.append(entry)
         while True:
@@ -75,8 +80,10 @@ class GroupCommit(Generic[T]):
                 with self._cond:
                     self._leading = False
                     self._cond.notify_all()
-        if entry.error is not None:
-            raise entry.error
+        outcome, entry.outcome = entry.outcome, None
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome  # type: ignore[return-value]  # done: a result of type R
 
     def stats(self) -> tuple[int, int, dict[int, int]]:
         """``(transactions, items, {bucket: transactions})`` committed so far."""
@@ -84,7 +91,8 @@ class GroupCommit(Generic[T]):
             sizes = dict(sorted(self.batch_sizes.items()))
             return sum(sizes.values()), self._items, sizes
 
-    def _run(self, batch: list[_Entry[T]]) -> None:
+    def _run(self, batch: list[_Entry[T, R]]) -> None:
+        outcomes: list[R | BaseException]
         try:
             outcomes = list(self._commit([entry.item for entry in batch]))
             if len(outcomes) != len(batch):
@@ -94,8 +102,8 @@ class GroupCommit(Generic[T]):
             # would collect all their tracebacks.
             outcomes = [_copy(exc) for _ in batch]
         with self._cond:
-            for entry, error in zip(batch, outcomes, strict=True):
-                entry.error, entry.done = error, True
+            for entry, outcome in zip(batch, outcomes, strict=True):
+                entry.outcome, entry.done = outcome, True
             self.batch_sizes[1 << (len(batch).bit_length() - 1)] += 1
             self._items += len(batch)
 

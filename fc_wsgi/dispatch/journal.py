@@ -37,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 from ..common import AsyncDurability
 from .group_commit import GroupCommit
@@ -67,6 +67,8 @@ from .tasks import (
 )
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 #: How long a write waits for another process's write lock, in seconds.
 BUSY_TIMEOUT_SECONDS = 5.0
@@ -127,6 +129,39 @@ class _Accept:
     max_pending: int | None
 
 
+class _Claim(NamedTuple):
+    task_id: str
+    owner: str
+    now: float
+    lease: float
+    max_age_seconds: float | None
+    max_attempts: int | None
+
+
+class _Finish(NamedTuple):
+    task_id: str
+    owner: str
+    state: str
+    now: float
+    status: int | None
+    error: str | None
+    due: float | None
+
+
+class _Committers:
+    """A journal's group commits in one process: accepts (durable), claims and results."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.pid = os.getpid()
+        self.accepts: GroupCommit[_Accept, None] = GroupCommit(journal._insert)
+        self.claims: GroupCommit[_Claim, TaskRecord | None] = GroupCommit(
+            journal._batch(journal._claim_in)
+        )
+        self.finishes: GroupCommit[_Finish, str | None] = GroupCommit(
+            journal._batch(journal._finish_in)
+        )
+
+
 class Journal:
     """The SQLite task journal shared by all processes on a host.
 
@@ -159,8 +194,10 @@ class Journal:
         self._conn: sqlite3.Connection | None = None
         self._conn_synchronous = ""  # the connection's PRAGMA synchronous now
         self._pid = 0
-        self._accepts: GroupCommit[_Accept] = GroupCommit(self._insert)
-        self._accepts_pid = os.getpid()
+        self._group = _Committers(self)
+        # Waiting tasks as last counted, plus this process's accepts since (_insert).
+        self._pending_estimate: int | None = None
+        self._pending_counted_at = float("-inf")
 
     def __repr__(self) -> str:
         return f"Journal({self.path!r})"
@@ -175,7 +212,7 @@ class Journal:
 
     def close(self) -> None:
         """Close this process's connection; the next call opens a new one."""
-        transactions, accepts, sizes = self._accepts.stats()
+        transactions, accepts, sizes = self._group.accepts.stats()
         if transactions:
             log.info(
                 "journal %s: group commit: %d accepts in %d transactions; batch sizes %s",
@@ -299,21 +336,16 @@ class Journal:
         environ_json = json.dumps(dict(request.environ), separators=(",", ":"))
         row: tuple[Any, ...] = (task_id, request_id, ENQUEUED, now, now, now, due)
         row += (request.method, request.path, environ_json, request.body)
-        if self._accepts_pid != os.getpid():  # forked: the parent's batch is not ours
-            self._accepts, self._accepts_pid = GroupCommit(self._insert), os.getpid()
-        self._accepts.submit(_Accept(row, max_pending))
+        self._committers().accepts.submit(_Accept(row, max_pending))
 
     def _insert(self, accepts: Sequence[_Accept]) -> list[StoreError | None]:
         """Insert a batch of accepts in one durable transaction: one outcome per accept."""
         outcomes: list[StoreError | None] = []
+        bound = min((a.max_pending for a in accepts if a.max_pending is not None), default=None)
         with self._transaction() as conn:
-            pending: int | None = None  # counted once per batch, then kept up to date
+            pending = None if bound is None else self._pending_upper_bound(conn, bound)
             for accept in accepts:
-                if accept.max_pending is not None:
-                    if pending is None:
-                        (pending,) = conn.execute(
-                            "SELECT COUNT(*) FROM tasks WHERE state IN (?, ?)", PENDING_STATES
-                        ).fetchone()
+                if accept.max_pending is not None and pending is not None:
                     if pending >= accept.max_pending:
                         outcomes.append(QueueFull(f"{pending} tasks are already waiting"))
                         continue
@@ -330,12 +362,35 @@ class Journal:
                 if pending is not None:
                     pending += 1
                 outcomes.append(None)
+        if pending is not None:
+            self._pending_estimate = pending
         return outcomes
+
+    def _pending_upper_bound(self, conn: sqlite3.Connection, bound: int) -> int:
+        """The waiting tasks, for ``maxQueuedTasks``: counted (a scan of the state index, which
+        grows with the backlog), unless a count under a second old plus this process's accepts
+        since is below half the bound. Then only other processes' accepts of that second are
+        unseen, and the bound still holds unless they took half of it meanwhile."""
+        now = time.monotonic()
+        estimate = self._pending_estimate
+        if estimate is not None and estimate < bound // 2 and now < self._pending_counted_at + 1:
+            return estimate
+        (pending,) = conn.execute(
+            "SELECT COUNT(*) FROM tasks WHERE state IN (?, ?)", PENDING_STATES
+        ).fetchone()
+        self._pending_counted_at = now
+        return int(pending)
 
     def commit_stats(self) -> tuple[int, int, dict[int, int]]:
         """Group commit in this process: ``(transactions, accepts, {batch size bucket:
         transactions})``, buckets being powers of two (4 counts batches of 4 to 7)."""
-        return self._accepts.stats()
+        return self._group.accepts.stats()
+
+    def _committers(self) -> _Committers:
+        group = self._group
+        if group.pid != os.getpid():  # forked: the parent's batches are not ours
+            group = self._group = _Committers(self)
+        return group
 
     # -- the worker path ---------------------------------------------------------------------
 
@@ -382,48 +437,53 @@ class Journal:
         started (a task that kills its worker must not loop forever), ``Stopped`` for a dead
         owner's ``Stopping`` task, ``Invalid`` when the stored request cannot be decoded.
         """
-        with self._transaction(durable=False) as conn:
-            row = conn.execute(
-                f"SELECT {_SUMMARY}, environ, body FROM tasks WHERE id = ?"
-                " AND ((state IN (?, ?) AND due <= ?)"
-                " OR (state IN (?, ?) AND (lease_expiry <= ? OR lease_owner LIKE ?)))",
-                (task_id, *PENDING_STATES, now, *ACTIVE_STATES, now, _LOCAL_OWNERS),
-            ).fetchone()
-            if row is None:
-                return None
-            task = _record(row[:-2])
-            lease_left = task.lease_expiry is not None and task.lease_expiry > now
-            if task.state in ACTIVE_STATES and lease_left and not dead_here(task.lease_owner):
-                return None  # a live process of this host holds it
-            final: str | None = None
-            error = task.last_error
-            if task.state == STOPPING:
-                final, error = STOPPED, "stopped while its worker was gone"
-            elif max_age_seconds is not None and now - task.enqueued >= max_age_seconds:
-                final, error = EXPIRED, f"older than {max_age_seconds:g} s; not run"
-            elif (
-                task.state == RUNNING and max_attempts is not None and task.attempts >= max_attempts
-            ):
-                final, error = FAILED, f"worker lost ({task.lease_owner} died or its lease expired)"
-            request = _decode_request(row[-2], row[-1])
-            if final is None and request is None:
-                final, error = INVALID, "stored request cannot be decoded"
-            if final is not None:
-                conn.execute(
-                    "UPDATE tasks SET state = ?, updated = ?, ended = ?, last_error = ?,"
-                    " lease_owner = NULL, lease_expiry = NULL WHERE id = ?",
-                    (final, now, now, error, task_id),
-                )
-                return dataclasses.replace(
-                    task, state=final, updated=now, ended=now, last_error=error, request=request
-                )
-            attempts = task.attempts + 1
-            expiry = now + lease_seconds
+        return self._committers().claims.submit(
+            _Claim(task_id, owner, now, lease_seconds, max_age_seconds, max_attempts)
+        )
+
+    def _claim_in(self, conn: sqlite3.Connection, claim: _Claim) -> TaskRecord | None:
+        """One claim inside a batch's transaction (see :meth:`claim`)."""
+        task_id, owner, now, lease_seconds = claim.task_id, claim.owner, claim.now, claim.lease
+        max_age_seconds, max_attempts = claim.max_age_seconds, claim.max_attempts
+        row = conn.execute(
+            f"SELECT {_SUMMARY}, environ, body FROM tasks WHERE id = ?"
+            " AND ((state IN (?, ?) AND due <= ?)"
+            " OR (state IN (?, ?) AND (lease_expiry <= ? OR lease_owner LIKE ?)))",
+            (task_id, *PENDING_STATES, now, *ACTIVE_STATES, now, _LOCAL_OWNERS),
+        ).fetchone()
+        if row is None:
+            return None
+        task = _record(row[:-2])
+        lease_left = task.lease_expiry is not None and task.lease_expiry > now
+        if task.state in ACTIVE_STATES and lease_left and not dead_here(task.lease_owner):
+            return None  # a live process of this host holds it
+        final: str | None = None
+        error = task.last_error
+        if task.state == STOPPING:
+            final, error = STOPPED, "stopped while its worker was gone"
+        elif max_age_seconds is not None and now - task.enqueued >= max_age_seconds:
+            final, error = EXPIRED, f"older than {max_age_seconds:g} s; not run"
+        elif task.state == RUNNING and max_attempts is not None and task.attempts >= max_attempts:
+            final, error = FAILED, f"worker lost ({task.lease_owner} died or its lease expired)"
+        request = _decode_request(row[-2], row[-1])
+        if final is None and request is None:
+            final, error = INVALID, "stored request cannot be decoded"
+        if final is not None:
             conn.execute(
-                "UPDATE tasks SET state = ?, attempts = ?, updated = ?, started = ?,"
-                " lease_owner = ?, lease_expiry = ? WHERE id = ?",
-                (RUNNING, attempts, now, now, owner, expiry, task_id),
+                "UPDATE tasks SET state = ?, updated = ?, ended = ?, last_error = ?,"
+                " lease_owner = NULL, lease_expiry = NULL WHERE id = ?",
+                (final, now, now, error, task_id),
             )
+            return dataclasses.replace(
+                task, state=final, updated=now, ended=now, last_error=error, request=request
+            )
+        attempts = task.attempts + 1
+        expiry = now + lease_seconds
+        conn.execute(
+            "UPDATE tasks SET state = ?, attempts = ?, updated = ?, started = ?,"
+            " lease_owner = ?, lease_expiry = ? WHERE id = ?",
+            (RUNNING, attempts, now, now, owner, expiry, task_id),
+        )
         return dataclasses.replace(
             task,
             state=RUNNING,
@@ -465,22 +525,40 @@ class Journal:
         """
         if state not in (SUCCEEDED, FAILED, RETRYING):
             raise ValueError(f"cannot finish a run as {state!r}")
-        with self._transaction(durable=False) as conn:
-            row = conn.execute(
-                "SELECT state FROM tasks WHERE id = ? AND lease_owner = ? AND state IN (?, ?)",
-                (task_id, owner, *ACTIVE_STATES),
-            ).fetchone()
-            if row is None:
-                return None
-            if row[0] == STOPPING:
-                state = STOPPED
-            ended = None if state == RETRYING else now
-            conn.execute(
-                "UPDATE tasks SET state = ?, updated = ?, ended = ?, status = ?, last_error = ?,"
-                " due = COALESCE(?, due), lease_owner = NULL, lease_expiry = NULL WHERE id = ?",
-                (state, now, ended, status, error, due if state == RETRYING else None, task_id),
-            )
+        return self._committers().finishes.submit(
+            _Finish(task_id, owner, state, now, status, error, due)
+        )
+
+    def _finish_in(self, conn: sqlite3.Connection, finish: _Finish) -> str | None:
+        """One result inside a batch's transaction (see :meth:`finish`)."""
+        task_id, owner, state, now = finish.task_id, finish.owner, finish.state, finish.now
+        row = conn.execute(
+            "SELECT state FROM tasks WHERE id = ? AND lease_owner = ? AND state IN (?, ?)",
+            (task_id, owner, *ACTIVE_STATES),
+        ).fetchone()
+        if row is None:
+            return None
+        if row[0] == STOPPING:
+            state = STOPPED
+        ended = None if state == RETRYING else now
+        due = finish.due if state == RETRYING else None
+        conn.execute(
+            "UPDATE tasks SET state = ?, updated = ?, ended = ?, status = ?, last_error = ?,"
+            " due = COALESCE(?, due), lease_owner = NULL, lease_expiry = NULL WHERE id = ?",
+            (state, now, ended, finish.status, finish.error, due, task_id),
+        )
         return state
+
+    def _batch(
+        self, one: Callable[[sqlite3.Connection, _T], _R]
+    ) -> Callable[[Sequence[_T]], list[_R]]:
+        """A group commit's ``commit``: ``one`` for each item, in one worker-path transaction."""
+
+        def commit(items: Sequence[_T]) -> list[_R]:
+            with self._transaction(durable=False) as conn:
+                return [one(conn, item) for item in items]
+
+        return commit
 
     def release(self, task_id: str, owner: str, *, now: float | None = None) -> bool:
         """Give a lease back at shutdown: the task is due again at once, elsewhere or after a
