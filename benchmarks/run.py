@@ -626,16 +626,21 @@ def sweep_table(shapes: list[Shape], results: dict[Shape, dict[str, list[Sample]
 
 def batch_sizes(log: Path) -> str:
     """The group commit's batch sizes over the run, from the lines each worker logs at exit
-    (``batch sizes 1+:N 2+:N ...``: transactions of 1, 2-3, 4-7, ... accepts)."""
+    (``batch sizes 1+:N 2+:N ...``: transactions of 1, 2-3, 4-7, ... accepts), and how often
+    a write waited for another worker process's lock."""
+    pattern = re.compile(
+        r"group commit: (\d+) accepts in \d+ transactions; batch sizes ([^;]*);"
+        r" (\d+) write transactions waited for another process's lock, (\d+) ms"
+    )
     transactions: dict[int, int] = {}
-    accepts = 0
+    accepts = waits = waited_ms = 0
     for line in log.read_text(errors="replace").splitlines():
-        match = re.search(
-            r"group commit: (\d+) accepts in \d+ transactions; batch sizes (.*)", line
-        )
+        match = pattern.search(line)
         if match is None:
             continue
         accepts += int(match.group(1))
+        waits += int(match.group(3))
+        waited_ms += int(match.group(4))
         for part in match.group(2).split():
             size, count = part.split("+:")
             transactions[int(size)] = transactions.get(int(size), 0) + int(count)
@@ -646,8 +651,10 @@ def batch_sizes(log: Path) -> str:
         f"{size}-{2 * size - 1}: {count}" if size > 1 else f"1: {count}"
         for size, count in sorted(transactions.items())
     )
-    per_commit = accepts / total
-    return f"{accepts:,} accepts in {total:,} transactions ({per_commit:.1f} each); {buckets}"
+    return (
+        f"{accepts:,} accepts in {total:,} transactions ({accepts / total:.1f} each); {buckets};"
+        f" {waits:,} writes waited for another process's lock, {waited_ms / 1000:.1f} s in all"
+    )
 
 
 def machine_line() -> str:

@@ -195,6 +195,9 @@ class Journal:
         self._conn_synchronous = ""  # the connection's PRAGMA synchronous now
         self._pid = 0
         self._group = _Committers(self)
+        # Write transactions of this process that found SQLite's lock taken, and their wait.
+        self._lock_waits = 0
+        self._lock_wait_seconds = 0.0
         # Waiting tasks as last counted, plus this process's accepts since (_insert).
         self._pending_estimate: int | None = None
         self._pending_counted_at = float("-inf")
@@ -215,9 +218,11 @@ class Journal:
         transactions, accepts, sizes = self._group.accepts.stats()
         if transactions:
             log.info(
-                "journal %s: group commit: %d accepts in %d transactions; batch sizes %s",
+                "journal %s: group commit: %d accepts in %d transactions; batch sizes %s;"
+                " %d write transactions waited for another process's lock, %.0f ms in all",
                 self.path, accepts, transactions,
                 " ".join(f"{size}+:{count}" for size, count in sizes.items()),
+                self._lock_waits, self._lock_wait_seconds * 1000,
             )  # fmt: skip
         with self._lock:
             conn, self._conn = self._conn, None
@@ -298,11 +303,15 @@ class Journal:
         """
         conn.execute("PRAGMA busy_timeout=0")
         try:
-            deadline = time.monotonic() + self._busy_timeout_seconds
+            start = time.monotonic()
+            deadline = start + self._busy_timeout_seconds
             step = BEGIN_RETRY_FIRST_SECONDS
             while True:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
+                    if step != BEGIN_RETRY_FIRST_SECONDS:  # it waited: another process wrote
+                        self._lock_waits += 1
+                        self._lock_wait_seconds += time.monotonic() - start
                     return
                 except sqlite3.OperationalError as exc:
                     # sqlite_errorname is 3.11+; older Pythons only have the text.
