@@ -121,8 +121,7 @@ _LOCAL_OWNERS = HOST.replace("%", "_") + ":%"
 _INHERITED: list[sqlite3.Connection] = []
 
 
-@dataclasses.dataclass(frozen=True)
-class _Accept:
+class _Accept(NamedTuple):
     """One accept waiting for the group commit: its row and its queue bound."""
 
     row: tuple[Any, ...]
