@@ -11,8 +11,9 @@ failure, so no caller is told "stored" for a row that is not on disk.
 
 There is no committer thread: a leader is a request thread doing what it would have done
 alone. Batches are per process (each process has its own connection); processes take turns
-on SQLite's write lock. The executor's claims and results batch the same way: a transaction
-costs its page writes more than its rows, fsync or not.
+on SQLite's write lock. The journal queues the executor's claims and results here too, so
+they ride in the accepts' transactions: a transaction costs its page writes and thread
+switches more than its rows, fsync or not.
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ dispatcher answers. With ``durability="fsync"`` (the default, ``synchronous=FULL
 is fsynced and survives a power loss; with ``"process"`` (``synchronous=NORMAL``) it is in the
 OS's page cache: it survives SIGKILL of any process, not an OS crash, and costs no fsync.
 Accepts arriving together share one transaction and one fsync (:mod:`.group_commit`), each
-still getting its own answer. The worker path's writes (claims, heartbeats, results) are never
-fsynced on their own: losing one in a power cut only means a task runs again, which
-at-least-once allows, and the next accept's fsync makes them durable anyway.
+still getting its own answer; the executor's claims and results join the same batches. The
+worker path's writes (claims, heartbeats, results) are never fsynced on their own: losing one
+in a power cut only means a task runs again, which at-least-once allows, and the next accept's
+fsync makes them durable anyway.
 
 Running a task is guarded by a lease. A worker claims a due task in one ``BEGIN IMMEDIATE``
 transaction that sets ``lease_owner`` and ``lease_expiry``; only the owner may record the
@@ -35,9 +36,10 @@ import os
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 from ..common import AsyncDurability
 from .group_commit import GroupCommit
@@ -67,8 +69,6 @@ from .tasks import (
 )
 
 log = logging.getLogger(__name__)
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 #: How long a write waits for another process's write lock, in seconds.
 BUSY_TIMEOUT_SECONDS = 5.0
@@ -147,18 +147,13 @@ class _Finish(NamedTuple):
     due: float | None
 
 
-class _Committers:
-    """A journal's group commits in one process: accepts (durable), claims and results."""
+class _Write(NamedTuple):
+    """One write waiting for the group commit: ``apply(conn, arg)`` inside the batch's
+    transaction, and whether the batch must then be fsynced (an accept) or not."""
 
-    def __init__(self, journal: Journal) -> None:
-        self.pid = os.getpid()
-        self.accepts: GroupCommit[_Accept, None] = GroupCommit(journal._insert)
-        self.claims: GroupCommit[_Claim, TaskRecord | None] = GroupCommit(
-            journal._batch(journal._claim_in)
-        )
-        self.finishes: GroupCommit[_Finish, str | None] = GroupCommit(
-            journal._batch(journal._finish_in)
-        )
+    apply: Callable[[sqlite3.Connection, Any], Any]
+    arg: Any
+    durable: bool
 
 
 class Journal:
@@ -193,7 +188,12 @@ class Journal:
         self._conn: sqlite3.Connection | None = None
         self._conn_synchronous = ""  # the connection's PRAGMA synchronous now
         self._pid = 0
-        self._group = _Committers(self)
+        self._writes: GroupCommit[_Write, Any] = GroupCommit(self._commit)
+        self._writes_pid = os.getpid()
+        # Accepts per committed transaction (powers of two, as GroupCommit's), for the log.
+        self._accept_batches: Counter[int] = Counter()
+        self._accepted = 0
+        self._batch_pending: int | None = None  # waiting tasks, within the batch committing
         # Write transactions of this process that found SQLite's lock taken, and their wait.
         self._lock_waits = 0
         self._lock_wait_seconds = 0.0
@@ -214,7 +214,7 @@ class Journal:
 
     def close(self) -> None:
         """Close this process's connection; the next call opens a new one."""
-        transactions, accepts, sizes = self._group.accepts.stats()
+        transactions, accepts, sizes = self.commit_stats()
         if transactions:
             log.info(
                 "journal %s: group commit: %d accepts in %d transactions; batch sizes %s;"
@@ -344,34 +344,45 @@ class Journal:
         environ_json = json.dumps(dict(request.environ), separators=(",", ":"))
         row: tuple[Any, ...] = (task_id, request_id, ENQUEUED, now, now, now, due)
         row += (request.method, request.path, environ_json, request.body)
-        self._committers().accepts.submit(_Accept(row, max_pending))
+        self._writer().submit(_Write(self._insert, _Accept(row, max_pending), True))
 
-    def _insert(self, accepts: Sequence[_Accept]) -> list[StoreError | None]:
-        """Insert a batch of accepts in one durable transaction: one outcome per accept."""
-        outcomes: list[StoreError | None] = []
-        bound = min((a.max_pending for a in accepts if a.max_pending is not None), default=None)
-        with self._transaction() as conn:
-            pending = None if bound is None else self._pending_upper_bound(conn, bound)
-            for accept in accepts:
-                if accept.max_pending is not None and pending is not None:
-                    if pending >= accept.max_pending:
-                        outcomes.append(QueueFull(f"{pending} tasks are already waiting"))
-                        continue
+    def _insert(self, conn: sqlite3.Connection, accept: _Accept) -> None:
+        """One accept inside a batch's transaction; the queue bound is counted once a batch."""
+        if accept.max_pending is not None:
+            if self._batch_pending is None:
+                self._batch_pending = self._pending_upper_bound(conn, accept.max_pending)
+            if self._batch_pending >= accept.max_pending:
+                raise QueueFull(f"{self._batch_pending} tasks are already waiting")
+        try:
+            conn.execute(
+                "INSERT INTO tasks (id, request_id, state, attempts, created, enqueued,"
+                " updated, due, method, path, environ, body)"
+                " VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+                accept.row,
+            )
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateTask(f"task {accept.row[0]!r} already exists") from exc
+        if self._batch_pending is not None:
+            self._batch_pending += 1
+
+    def _commit(self, writes: Sequence[_Write]) -> list[Any]:
+        """The group commit's ``commit``: a batch of accepts, claims and results in one
+        transaction, fsynced (with ``durability="fsync"``) when it holds an accept. A refused
+        accept (duplicate id, full queue) is that accept's outcome alone."""
+        accepts = sum(write.durable for write in writes)
+        outcomes: list[Any] = []
+        self._batch_pending = None
+        with self._transaction(durable=accepts > 0) as conn:
+            for write in writes:
                 try:
-                    conn.execute(
-                        "INSERT INTO tasks (id, request_id, state, attempts, created, enqueued,"
-                        " updated, due, method, path, environ, body)"
-                        " VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        accept.row,
-                    )
-                except sqlite3.IntegrityError:
-                    outcomes.append(DuplicateTask(f"task {accept.row[0]!r} already exists"))
-                    continue
-                if pending is not None:
-                    pending += 1
-                outcomes.append(None)
-        if pending is not None:
-            self._pending_estimate = pending
+                    outcomes.append(write.apply(conn, write.arg))
+                except (DuplicateTask, QueueFull) as exc:
+                    outcomes.append(exc)
+        if self._batch_pending is not None:
+            self._pending_estimate = self._batch_pending
+        if accepts:
+            self._accept_batches[1 << (accepts.bit_length() - 1)] += 1
+            self._accepted += accepts
         return outcomes
 
     def _pending_upper_bound(self, conn: sqlite3.Connection, bound: int) -> int:
@@ -391,14 +402,15 @@ class Journal:
 
     def commit_stats(self) -> tuple[int, int, dict[int, int]]:
         """Group commit in this process: ``(transactions, accepts, {batch size bucket:
-        transactions})``, buckets being powers of two (4 counts batches of 4 to 7)."""
-        return self._group.accepts.stats()
+        transactions})`` over the transactions holding accepts, buckets being powers of two
+        (4 counts batches of 4 to 7 accepts)."""
+        sizes = dict(sorted(self._accept_batches.items()))
+        return sum(sizes.values()), self._accepted, sizes
 
-    def _committers(self) -> _Committers:
-        group = self._group
-        if group.pid != os.getpid():  # forked: the parent's batches are not ours
-            group = self._group = _Committers(self)
-        return group
+    def _writer(self) -> GroupCommit[_Write, Any]:
+        if self._writes_pid != os.getpid():  # forked: the parent's batches are not ours
+            self._writes, self._writes_pid = GroupCommit(self._commit), os.getpid()
+        return self._writes
 
     # -- the worker path ---------------------------------------------------------------------
 
@@ -445,9 +457,9 @@ class Journal:
         started (a task that kills its worker must not loop forever), ``Stopped`` for a dead
         owner's ``Stopping`` task, ``Invalid`` when the stored request cannot be decoded.
         """
-        return self._committers().claims.submit(
-            _Claim(task_id, owner, now, lease_seconds, max_age_seconds, max_attempts)
-        )
+        claim = _Claim(task_id, owner, now, lease_seconds, max_age_seconds, max_attempts)
+        record: TaskRecord | None = self._writer().submit(_Write(self._claim_in, claim, False))
+        return record
 
     def _claim_in(self, conn: sqlite3.Connection, claim: _Claim) -> TaskRecord | None:
         """One claim inside a batch's transaction (see :meth:`claim`)."""
@@ -533,9 +545,9 @@ class Journal:
         """
         if state not in (SUCCEEDED, FAILED, RETRYING):
             raise ValueError(f"cannot finish a run as {state!r}")
-        return self._committers().finishes.submit(
-            _Finish(task_id, owner, state, now, status, error, due)
-        )
+        finish = _Finish(task_id, owner, state, now, status, error, due)
+        written: str | None = self._writer().submit(_Write(self._finish_in, finish, False))
+        return written
 
     def _finish_in(self, conn: sqlite3.Connection, finish: _Finish) -> str | None:
         """One result inside a batch's transaction (see :meth:`finish`)."""
@@ -556,17 +568,6 @@ class Journal:
             (state, now, ended, finish.status, finish.error, due, task_id),
         )
         return state
-
-    def _batch(
-        self, one: Callable[[sqlite3.Connection, _T], _R]
-    ) -> Callable[[Sequence[_T]], list[_R]]:
-        """A group commit's ``commit``: ``one`` for each item, in one worker-path transaction."""
-
-        def commit(items: Sequence[_T]) -> list[_R]:
-            with self._transaction(durable=False) as conn:
-                return [one(conn, item) for item in items]
-
-        return commit
 
     def release(self, task_id: str, owner: str, *, now: float | None = None) -> bool:
         """Give a lease back at shutdown: the task is due again at once, elsewhere or after a
