@@ -70,3 +70,16 @@ def flask_peer() -> WSGIApplication:
             abort(401)
 
     return app
+
+
+def trigger_from_env_logging_commits() -> WSGIApplication:
+    """``fc_wsgi.serve:app_from_env()`` with the journal's INFO lines on stderr, so that the
+    group commit's batch sizes (logged as each worker exits) reach the benchmark's log."""
+    import logging
+
+    from fc_wsgi.serve import app_from_env
+
+    journal_log = logging.getLogger("fc_wsgi.dispatch.journal")
+    journal_log.setLevel(logging.INFO)
+    journal_log.addHandler(logging.StreamHandler())
+    return app_from_env()

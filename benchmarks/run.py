@@ -23,6 +23,7 @@ import http.client
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -80,6 +81,7 @@ class Bench:
     status: int = 200
     baseline: str | None = None
     note: str = ""
+    headers: str = ""  # FCBENCH_HEADERS: extra request headers, "Name: value" per line
 
 
 @dataclass
@@ -158,6 +160,16 @@ def build_apps(creds: Credentials) -> list[App]:
             {"authType": "anonymous", "methods": METHODS, "function": FUNCTION_SECTION},
         ),
         App("anonymous metrics", bare, {"authType": "anonymous", "methods": METHODS}, True),
+        App(
+            "anonymous delayed",
+            bare,
+            {"authType": "anonymous", "methods": METHODS, "async": {"maxQueuedTasks": 10**9}},
+        ),
+        App(
+            "anonymous process",
+            bare,
+            {"authType": "anonymous", "methods": METHODS, "async": {"durability": "process"}},
+        ),
         App("function", bare, {"authType": "function", "methods": METHODS, "accessKeys": keys}),
         App("jwt", bare, {"authType": "jwt", "methods": METHODS, "authConfig": auth_config}),
         App("flask", "benchmarks.apps:flask_bare()"),
@@ -193,7 +205,25 @@ BENCHES = [
     Bench("bare (jwt.lua)", "bare", "jwt.lua"),
     Bench("jwt", "jwt", "jwt.lua", 200, "bare (jwt.lua)", note="token cache hit"),
     Bench("bare (async.lua)", "bare", "async.lua", note="no dispatcher: runs it, 200"),
-    Bench("async accept", "anonymous", "async.lua", 202, "bare (async.lua)", "journal fsync"),
+    Bench("anonymous hello", "anonymous", "hello.lua", 200, note="async.lua's request, sync"),
+    Bench("async accept", "anonymous", "async.lua", 202, "anonymous hello", "durability fsync"),
+    Bench(
+        "async accept process",
+        "anonymous process",
+        "async.lua",
+        202,
+        "anonymous hello",
+        "durability process",
+    ),  # fmt: skip
+    Bench(
+        "async accept only",
+        "anonymous delayed",
+        "async.lua",
+        202,
+        "anonymous hello",
+        "fsync; delayed 3600 s: no task runs",
+        headers="x-fc-async-delay: 3600",
+    ),  # fmt: skip
     Bench("flask", "flask", "jwt.lua", 200, "bare (jwt.lua)", note="token ignored"),
     Bench("flask peer", "flask peer", "jwt.lua", 200, "flask", note="flask-cors + PyJWT"),
 ]
@@ -268,9 +298,10 @@ def start_server(app: App, shape: Shape, folder: Path, creds: Credentials) -> Se
     if app.config is not None:
         journal = folder / f"{slug}.sqlite3"
         path = folder / f"{slug}.json"
-        path.write_text(json.dumps({**app.config, "async": {"journal": str(journal)}}))
+        async_ = {**app.config.get("async", {}), "journal": str(journal)}
+        path.write_text(json.dumps({**app.config, "async": async_}))
         env.update(FC_WSGI_APP=ref, FC_WSGI_CONFIG=str(path))
-        ref = "fc_wsgi.serve:app_from_env()"
+        ref = "benchmarks.apps:trigger_from_env_logging_commits()"
     if app.metrics:
         metrics_dir = folder / f"{slug}-metrics"
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -386,6 +417,7 @@ def run_wrk(bench: Bench, server: Server, load: Load, creds: Credentials) -> Sam
     """One wrk run; raises :class:`BenchError` unless every answer had the expected status."""
     env = dict(os.environ)
     env.update(creds.env_for(bench.script, server.port))  # a Date signed now: valid 15 min
+    env["FCBENCH_HEADERS"] = bench.headers
     argv = [
         "wrk",
         "-t", str(load.threads),
@@ -427,20 +459,23 @@ def run_wrk(bench: Bench, server: Server, load: Load, creds: Credentials) -> Sam
 
 
 def drain_journal(server: Server) -> None:
-    """Wait until the server has run the async tasks it accepted, so that they do not eat the
-    CPU of the next run."""
+    """Wait until the server has run the async tasks it accepted and that are due, so that they
+    do not eat the CPU of the next run (delayed ones stay: they would run after the benchmark)."""
     if server.journal is None or not server.journal.exists():
         return
     from fc_wsgi.dispatch.tasks import ACTIVE_STATES, PENDING_STATES
 
     states = (*PENDING_STATES, *ACTIVE_STATES)
-    query = f"SELECT COUNT(*) FROM tasks WHERE state IN ({','.join('?' * len(states))})"
+    query = (
+        f"SELECT COUNT(*) FROM tasks WHERE state IN ({','.join('?' * len(states))})"
+        " AND (due <= ? OR lease_owner IS NOT NULL)"
+    )
     deadline = time.monotonic() + DRAIN_SECONDS
     uri = f"file:{server.journal}?mode=ro"
     while time.monotonic() < deadline:
         try:
             with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as conn:
-                (left,) = conn.execute(query, states).fetchone()
+                (left,) = conn.execute(query, (*states, time.time() + 60)).fetchone()
         except sqlite3.OperationalError:
             left = -1  # busy, or no table yet: ask again
         if left == 0:
@@ -573,6 +608,17 @@ def targets(samples: dict[str, list[Sample]]) -> list[str]:
         return "ok  " if ok else "MISS"
 
     lines = []
+    for name, what in (
+        ("async accept only", "accepting alone (tasks delayed)"),
+        ("async accept", "while the server also runs every task (fsync)"),
+        ("async accept process", "while the server also runs every task (process)"),
+    ):
+        if {name, "anonymous hello"} <= samples.keys():
+            accepts = median_ratio(samples[name], samples["anonymous hello"])
+            lines.append(
+                f"{verdict(accepts >= 0.5)} async accepts/s >= 0.5x the same server's sync "
+                f"hello, {what}: {accepts:.2f}x"
+            )
     if {"anonymous+CORS", "bare (cors.lua)"} <= samples.keys():
         anon = median_ratio(samples["anonymous+CORS"], samples["bare (cors.lua)"])
         lines.append(f"{verdict(anon >= 0.90)} full anonymous stack >= 0.90x bare: {anon:.2f}x")
@@ -623,6 +669,39 @@ def sweep_table(shapes: list[Shape], results: dict[Shape, dict[str, list[Sample]
         "async accepts/s", "async p99 ms",
     ]  # fmt: skip
     return table(rows, header)
+
+
+def batch_sizes(log: Path) -> str:
+    """The group commit's batch sizes over the run, from the lines each worker logs at exit
+    (``batch sizes 1+:N 2+:N ...``: transactions of 1, 2-3, 4-7, ... accepts), and how often
+    a write waited for another worker process's lock."""
+    pattern = re.compile(
+        r"group commit: (\d+) accepts in \d+ transactions; batch sizes ([^;]*);"
+        r" (\d+) write transactions waited for another process's lock, (\d+) ms"
+    )
+    transactions: dict[int, int] = {}
+    accepts = waits = waited_ms = 0
+    for line in log.read_text(errors="replace").splitlines():
+        match = pattern.search(line)
+        if match is None:
+            continue
+        accepts += int(match.group(1))
+        waits += int(match.group(3))
+        waited_ms += int(match.group(4))
+        for part in match.group(2).split():
+            size, count = part.split("+:")
+            transactions[int(size)] = transactions.get(int(size), 0) + int(count)
+    total = sum(transactions.values())
+    if not total:
+        return "no group commit logged"
+    buckets = ", ".join(
+        f"{size}-{2 * size - 1}: {count}" if size > 1 else f"1: {count}"
+        for size, count in sorted(transactions.items())
+    )
+    return (
+        f"{accepts:,} accepts in {total:,} transactions ({accepts / total:.1f} each); {buckets};"
+        f" {waits:,} writes waited for another process's lock, {waited_ms / 1000:.1f} s in all"
+    )
 
 
 def machine_line() -> str:
@@ -741,6 +820,11 @@ def _run(args: argparse.Namespace) -> int:
                 samples = measure(
                     benches, servers, args.rounds, load, warmup, creds, _progress, refused
                 )
+            commits = {
+                name: batch_sizes(server.log)
+                for name, server in servers.items()
+                if any(b.server == name and b.status == 202 for b in benches)
+            }
     wrk = f"wrk -t{load.threads} -c{load.connections} -d{load.seconds:g}s"
     if args.sweep and not refused:
         print(
@@ -751,6 +835,8 @@ def _run(args: argparse.Namespace) -> int:
     elif not args.sweep:
         print(f"# gunicorn {shape}; {wrk}; {args.rounds} interleaved rounds, medians")
         print(main_table(benches, samples))
+        for name, sizes in commits.items():
+            print(f"# group commit batch sizes, {name}: {sizes}")
         lines = targets(samples)
         if lines:
             print()

@@ -20,6 +20,8 @@ AuthType = Literal["anonymous", "function", "jwt"]
 CorsMode = Literal["fc", "strict", "off"]
 #: ``async.backend``: where accepted async requests are persisted.
 AsyncBackendName = Literal["sqlite", "dramatiq"]
+#: ``async.durability`` of the SQLite journal: fsync each accept, or leave it to the OS.
+AsyncDurability = Literal["fsync", "process"]
 #: A source of time in seconds: ``time.time`` for what is stored or compared across
 #: processes, ``time.monotonic`` for intervals inside one process (injected in tests).
 Clock = Callable[[], float]

@@ -42,6 +42,7 @@ from .common import (
     SDK_VARIANTS,
     SIGNATURE_SCHEMES,
     AsyncBackendName,
+    AsyncDurability,
     AuthType,
     CorsMode,
     Profile,
@@ -235,6 +236,10 @@ class AsyncConfig:
     journal: str = setting(
         "journal", ".fc-wsgi/async.sqlite3", parse_text, "SQLite journal file shared by all workers"
     )
+    durability: AsyncDurability = setting(
+        "durability", "fsync", one_of("fsync", "process"),
+        "sqlite: fsync (every 202 survives power loss) or process (survives SIGKILL, no fsync)",
+    )  # fmt: skip
     workers: int = setting("workers", 4, int_in(1, 256), "threads running tasks per process")
     max_async_retry_attempts: int = setting(
         "maxAsyncRetryAttempts", 3, int_in(0, 8), "re-runs after a failure (FC: 0..8)"
@@ -249,7 +254,7 @@ class AsyncConfig:
     )  # fmt: skip
     lease_seconds: int = setting(
         "leaseSeconds", 30, int_in(3, 3600),
-        "a running task's lease, renewed while it runs; a killed worker's task re-runs after it",
+        "a running task's lease, renewed while it runs; after it, another host re-runs the task",
     )  # fmt: skip
     fail_on_5xx: bool = setting(
         "failOn5xx", True, parse_bool, "count an app's 5xx answer as a failure (retried)"

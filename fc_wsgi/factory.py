@@ -65,6 +65,7 @@ def make_trigger_app(
         stack,
         # SQLite: the path (the dispatcher owns the journal); dramatiq: the Redis backend.
         journal=async_.journal if async_.backend == "sqlite" else open_backend(async_),
+        durability=async_.durability,
         workers=async_.workers,
         max_async_retry_attempts=async_.max_async_retry_attempts,
         max_async_event_age_in_seconds=async_.max_async_event_age_in_seconds,

@@ -23,6 +23,7 @@ def test_bare_trigger_config_loads_with_fc_defaults():
     assert config.cors.mode == "fc"
     assert config.async_.max_async_retry_attempts == 3
     assert config.async_.max_async_event_age_in_seconds == 86400
+    assert config.async_.durability == "fsync"
 
 
 def test_whole_fc_trigger_resource_loads(tmp_path):
@@ -78,6 +79,11 @@ def test_auth_config_as_fcs_json_string_is_accepted_as_an_object():
             {**BASE, "async": {"maxAsyncEventAgeInSeconds": 0}},
             "async.maxAsyncEventAgeInSeconds: must be 1..604800",
             id="age",
+        ),
+        pytest.param(
+            {**BASE, "async": {"durability": "disk"}},
+            "async.durability: must be one of",
+            id="durability",
         ),
         pytest.param(
             {**BASE, "async": {"destinationConfig": {"onSuccess": {"x": 1}}}},

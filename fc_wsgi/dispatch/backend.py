@@ -108,7 +108,7 @@ def open_backend(config: AsyncConfig) -> Journal | TaskBackend:
     never needs the optional extra.
     """
     if config.backend == "sqlite":
-        return Journal(config.journal)
+        return Journal(config.journal, durability=config.durability)
     if config.backend == "dramatiq":
         try:
             from .dramatiq_backend import DramatiqBackend

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING
 
 from .. import metrics
 from .._wsgi import read_body
-from ..common import MAX_BODY_BYTES, Clock, Profile
+from ..common import MAX_BODY_BYTES, AsyncDurability, Clock, Profile
 from ..errors import (
     FcError,
     InvalidArgument,
@@ -130,6 +130,7 @@ class AsyncDispatcher:
         app: WSGIApplication,
         *,
         journal: str | os.PathLike[str] | TaskBackend = ".fc-wsgi/async.sqlite3",
+        durability: AsyncDurability = "fsync",
         workers: int = 4,
         max_async_retry_attempts: int = 3,
         max_async_event_age_in_seconds: float = 86400,
@@ -159,7 +160,9 @@ class AsyncDispatcher:
         # An injected backend belongs to the caller; a Journal made from a path is ours to close.
         self._owns_journal = isinstance(journal, (str, os.PathLike))
         self.journal: TaskBackend = (
-            Journal(journal, clock=clock) if isinstance(journal, (str, os.PathLike)) else journal
+            Journal(journal, clock=clock, durability=durability)
+            if isinstance(journal, (str, os.PathLike))
+            else journal
         )
         self.workers = workers
         self.max_async_retry_attempts = max_async_retry_attempts

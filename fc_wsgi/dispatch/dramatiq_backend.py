@@ -23,9 +23,10 @@ Durability is Redis's: a 202 means Redis has the task in memory; configure Redis
 Broker settings ride on ``async.brokerUrl`` as query parameters named after Dramatiq's
 ``RedisBroker`` arguments and removed before redis-py sees the URL: ``namespace`` (key prefix,
 default ``dramatiq``), ``heartbeat_timeout`` (ms without a heartbeat before a worker counts as
-dead and its unacknowledged messages are requeued, default 60000), ``maintenance_chance``
-(per million broker commands, how often that requeue check runs, default 1000) and
-``dead_message_ttl`` (ms). Every process sharing the queue must use the same URL.
+dead and its unacknowledged messages are requeued; default 15000 here, Dramatiq's is 60000: see
+:mod:`.dramatiq_upkeep`, which beats and checks every third of it), ``maintenance_chance``
+(per million broker commands, how often that requeue check also runs by chance, default 1000)
+and ``dead_message_ttl`` (ms). Every process sharing the queue must use the same URL.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ import redis
 from dramatiq import Message
 from dramatiq.brokers.redis import (
     DEFAULT_DEAD_MESSAGE_TTL,
-    DEFAULT_HEARTBEAT_TIMEOUT,
     DEFAULT_MAINTENANCE_CHANCE,
     RedisBroker,
 )
@@ -85,6 +85,11 @@ RECORD_PREFIX = "fc-wsgi"
 #: for its 202 must not hang on an unreachable Redis.
 CONNECT_TIMEOUT_SECONDS = 5.0
 SOCKET_TIMEOUT_SECONDS = 10.0
+#: Without a heartbeat for this long a worker process counts as dead and its unacknowledged
+#: messages are requeued, in ms. Dramatiq's 60 s plus its by-chance maintenance left a killed
+#: worker's task waiting for minutes; ``fc-wsgi worker`` beats every 5 s (dramatiq_upkeep.py),
+#: so 15 s is three missed beats: a live worker is never taken for dead by a late beat.
+HEARTBEAT_TIMEOUT_MS = 15_000
 #: Extra tries of one Redis command after a connection error (redis-py's own retry).
 COMMAND_RETRIES = 2
 #: Index entries one counting script reads: bounds how long it holds Redis (about 10 ms).
@@ -123,7 +128,7 @@ class BrokerSettings:
 
     url: str = dataclasses.field(repr=False)  # may hold a password: never logged
     namespace: str = "dramatiq"
-    heartbeat_timeout_ms: int = DEFAULT_HEARTBEAT_TIMEOUT
+    heartbeat_timeout_ms: int = HEARTBEAT_TIMEOUT_MS
     maintenance_chance: int = DEFAULT_MAINTENANCE_CHANCE
     dead_message_ttl_ms: int = DEFAULT_DEAD_MESSAGE_TTL
 
@@ -145,7 +150,7 @@ class BrokerSettings:
                 raise ConfigError(f"{where}: namespace must be a non-empty name without ':'")
             options["namespace"] = ours["namespace"]
         for name, field, low in (
-            ("heartbeat_timeout", "heartbeat_timeout_ms", 1),
+            ("heartbeat_timeout", "heartbeat_timeout_ms", 1000),
             ("maintenance_chance", "maintenance_chance", 0),
             ("dead_message_ttl", "dead_message_ttl_ms", 1),
         ):

@@ -14,9 +14,11 @@ retries are exhausted (``throws=TaskFailed``); ``AgeLimit`` drops messages older
 ``onFailure``); ``TimeLimit`` is unlimited, as the SQLite backend has no run-time limit.
 
 At least once: a message is acknowledged only after its run is recorded. A worker killed with
-SIGKILL stops sending heartbeats; after the broker's ``heartbeat_timeout`` Dramatiq requeues
-its unacknowledged messages and another worker runs them again, ``fc.async_attempt`` one
-higher. A task whose workers die ``maxAsyncRetryAttempts + 1`` times is ``Failed``.
+SIGKILL stops sending heartbeats; after the broker's ``heartbeat_timeout`` (15 s) the next
+maintenance pass of any live or restarted worker (:mod:`.dramatiq_upkeep`, every 5 s and at
+boot) requeues its unacknowledged messages, running and prefetched, and another worker runs
+them again, ``fc.async_attempt`` one higher for the one that was running. A task whose
+workers die ``maxAsyncRetryAttempts + 1`` times is ``Failed``.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from .. import metrics
 from ..common import Clock
 from .destinations import Destinations, task_record
 from .dramatiq_backend import ACTOR_NAME, QUEUE_NAME, BrokerSettings, RedisTaskStore, make_broker
+from .dramatiq_upkeep import Upkeep
 from .policy import (
     MAX_BACKOFF_SECONDS,
     RETRY_BASE_SECONDS,
@@ -197,6 +200,7 @@ def build_worker_broker(app: WSGIApplication, config: TriggerConfig) -> RedisBro
         fail_on_5xx=async_.fail_on_5xx,
     )
     broker.add_middleware(ExpiryRecorder(runner))
+    broker.add_middleware(Upkeep(QUEUE_NAME))
     dramatiq.Actor(
         runner.perform,
         broker=broker,

@@ -8,8 +8,10 @@ the result under :class:`~fc_wsgi.dispatch.policy.RetryPolicy`.
 
 * At least once, never lost. A run holds a lease of ``lease_seconds`` (30 s), renewed every
   third of that by the scheduler thread while the app runs (a heartbeat), so a long task keeps
-  its lease and a process killed with SIGKILL loses it within 30 s; then any process sharing
-  the journal runs it again, with ``environ["fc.async_attempt"]`` one higher.
+  its lease. The lease names its process (host, pid, start time: :mod:`.owners`): when that
+  process is killed with SIGKILL, the next rescan of any process of the same host sharing the
+  journal sees it dead and runs the task again within about a second (other hosts: once the
+  lease expires), with ``environ["fc.async_attempt"]`` one higher.
 * Tasks accepted by other processes sharing the journal, and dead owners' tasks, are found by a
   journal rescan every ``rescan_interval_seconds`` (1 s, at most a third of the lease); a local
   enqueue wakes the scheduler at once (:meth:`push`). Finished tasks older than the retention
@@ -24,7 +26,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import socket
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +35,7 @@ from typing import TYPE_CHECKING
 from .. import metrics
 from ..common import Clock
 from .destinations import Destinations, task_record
+from .owners import owner_prefix
 from .policy import RetryPolicy, claimed_condition, recorded_condition
 from .runner import Outcome, run_task
 from .scheduler import Scheduler
@@ -53,7 +55,6 @@ RESCAN_PAGE = 100
 #: Threads delivering destination records, per process.
 DESTINATION_WORKERS = 2
 
-_HOST = socket.gethostname()
 _CLAIMS = itertools.count(1)  # makes every lease owner unique within a process
 
 
@@ -113,7 +114,7 @@ class LocalExecutor:
             if self._pid != pid:  # a fresh process, or a fork: the parent's threads are not here
                 self._running, self._released, self._deliveries = {}, set(), set()
             self._pid = pid
-            self._owner_prefix = f"{_HOST}:{pid}"
+            self._owner_prefix = owner_prefix(pid)
             self._next_heartbeat = self._next_prune = 0.0
             if self._destinations:
                 self._delivery = ThreadPoolExecutor(

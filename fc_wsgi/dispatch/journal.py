@@ -2,13 +2,22 @@
 
 FC persists an ``X-Fc-Invocation-Type: Async`` request before it answers 202 (fc-spec.md
 section 11); "any other status means it was not accepted". We keep that promise with one SQLite
-file in WAL mode with ``synchronous=FULL``, shared by every gunicorn worker on the host: a row
-is committed (fsynced) before the dispatcher answers.
+file in WAL mode, shared by every gunicorn worker on the host: a row is committed before the
+dispatcher answers. With ``durability="fsync"`` (the default, ``synchronous=FULL``) the commit
+is fsynced and survives a power loss; with ``"process"`` (``synchronous=NORMAL``) it is in the
+OS's page cache: it survives SIGKILL of any process, not an OS crash, and costs no fsync.
+Accepts arriving together share one transaction and one fsync (:mod:`.group_commit`), each
+still getting its own answer; the executor's claims and results join the same batches. The
+worker path's writes (claims, heartbeats, results) are never fsynced on their own: losing one
+in a power cut only means a task runs again, which at-least-once allows, and the next accept's
+fsync makes them durable anyway.
 
 Running a task is guarded by a lease. A worker claims a due task in one ``BEGIN IMMEDIATE``
 transaction that sets ``lease_owner`` and ``lease_expiry``; only the owner may record the
-result. A process killed with SIGKILL leaves its lease behind; once it expires, any process
-sharing the journal claims the task again (attempt + 1). So a task runs at least once and is
+result. A process killed with SIGKILL leaves its lease behind: on this host its owner
+(host, pid and process start time, :mod:`.owners`) is seen dead at the next rescan and any
+process sharing the journal claims the task again (attempt + 1) within about a second; an
+owner on another host keeps its lease until it expires. So a task runs at least once and is
 never lost; apps that must not repeat work read ``environ["fc.async_attempt"]``.
 
 Times are wall-clock seconds (``time.time``): they are compared across processes.
@@ -22,14 +31,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
+from ..common import AsyncDurability
+from .group_commit import GroupCommit
+from .owners import HOST, dead_here
 from .tasks import (
     ACTIVE_STATES,
     ENQUEUED,
@@ -56,11 +70,16 @@ from .tasks import (
     TaskRecord,
 )
 
+log = logging.getLogger(__name__)
+
 #: How long a write waits for another process's write lock, in seconds.
 BUSY_TIMEOUT_SECONDS = 5.0
 #: First and longest sleep between tries for the write lock, in seconds.
 BEGIN_RETRY_FIRST_SECONDS = 0.0002
 BEGIN_RETRY_MAX_SECONDS = 0.002
+#: ``async.durability``: fsync every accept's commit, or leave it to the OS (see above).
+DURABILITY_MODES = ("fsync", "process")
+_SYNCHRONOUS = {"fsync": "FULL", "process": "NORMAL"}
 #: ``PRAGMA user_version`` of the schema below. 2 added the listing indexes: an older journal
 #: runs the whole (idempotent) script again when opened and gains them.
 SCHEMA_VERSION = 2
@@ -100,9 +119,47 @@ _SUMMARY = (
     "last_error, status, lease_owner, lease_expiry, method, path"
 )
 
+# Owners of this host's processes (host:pid:start:n), for a first cut in SQL; dead_here decides.
+_LOCAL_OWNERS = HOST.replace("%", "_") + ":%"
+
 # Connections opened before a fork(): the child must neither use nor close them (closing could
 # checkpoint and remove the WAL under the parent's feet), so they are kept here, unreferenced.
 _INHERITED: list[sqlite3.Connection] = []
+
+
+class _Accept(NamedTuple):
+    """One accept waiting for the group commit: its row and its queue bound."""
+
+    row: tuple[Any, ...]
+    max_pending: int | None
+
+
+class _Claim(NamedTuple):
+    task_id: str
+    owner: str
+    now: float
+    lease: float
+    max_age_seconds: float | None
+    max_attempts: int | None
+
+
+class _Finish(NamedTuple):
+    task_id: str
+    owner: str
+    state: str
+    now: float
+    status: int | None
+    error: str | None
+    due: float | None
+
+
+class _Write(NamedTuple):
+    """One write waiting for the group commit: ``apply(conn, arg)`` inside the batch's
+    transaction, and whether the batch must then be fsynced (an accept) or not."""
+
+    apply: Callable[[sqlite3.Connection, Any], Any]
+    arg: Any
+    durable: bool
 
 
 class Journal:
@@ -121,7 +178,10 @@ class Journal:
         *,
         busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS,
         clock: Callable[[], float] = time.time,
+        durability: AsyncDurability = "fsync",
     ) -> None:
+        if durability not in _SYNCHRONOUS:
+            raise ValueError(f"durability must be one of {DURABILITY_MODES}, got {durability!r}")
         path = os.fspath(path)
         self._uri = path.startswith("file:")
         # Absolute now, so a later chdir (gunicorn --chdir, a CLI) cannot move the journal.
@@ -129,8 +189,23 @@ class Journal:
         self._busy_timeout_seconds = busy_timeout_seconds
         self._clock = clock
         self._lock = threading.Lock()
+        self.durability = durability
+        self._synchronous = _SYNCHRONOUS[durability]
         self._conn: sqlite3.Connection | None = None
+        self._conn_synchronous = ""  # the connection's PRAGMA synchronous now
         self._pid = 0
+        self._writes: GroupCommit[_Write, Any] = GroupCommit(self._commit)
+        self._writes_pid = os.getpid()
+        # Accepts per committed transaction (powers of two, as GroupCommit's), for the log.
+        self._accept_batches: Counter[int] = Counter()
+        self._accepted = 0
+        self._batch_pending: int | None = None  # waiting tasks, within the batch committing
+        # Write transactions of this process that found SQLite's lock taken, and their wait.
+        self._lock_waits = 0
+        self._lock_wait_seconds = 0.0
+        # Waiting tasks as last counted, plus this process's accepts since (_insert).
+        self._pending_estimate: int | None = None
+        self._pending_counted_at = float("-inf")
 
     def __repr__(self) -> str:
         return f"Journal({self.path!r})"
@@ -145,6 +220,15 @@ class Journal:
 
     def close(self) -> None:
         """Close this process's connection; the next call opens a new one."""
+        transactions, accepts, sizes = self.commit_stats()
+        if transactions:
+            log.info(
+                "journal %s: group commit: %d accepts in %d transactions; batch sizes %s;"
+                " %d write transactions waited for another process's lock, %.0f ms in all",
+                self.path, accepts, transactions,
+                " ".join(f"{size}+:{count}" for size, count in sizes.items()),
+                self._lock_waits, self._lock_wait_seconds * 1000,
+            )  # fmt: skip
         with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None and self._pid == os.getpid():
@@ -170,7 +254,8 @@ class Journal:
         )
         try:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn_synchronous = "NORMAL"
             if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                 # One transaction, so processes starting together create it once.
                 conn.executescript(
@@ -185,15 +270,22 @@ class Journal:
         return conn
 
     @contextmanager
-    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+    def _transaction(
+        self, *, write: bool = True, durable: bool = True
+    ) -> Iterator[sqlite3.Connection]:
         """A write transaction (BEGIN IMMEDIATE: the write lock up front, no upgrade deadlock)
-        or a plain read; sqlite errors come out as :class:`StoreError`."""
+        or a plain read; sqlite errors come out as :class:`StoreError`. A ``durable`` write
+        commits with the journal's durability; the worker path's with NORMAL (see above)."""
         with self._lock:
             try:
                 conn = self._connection()
                 if not write:
                     yield conn
                     return
+                synchronous = self._synchronous if durable else "NORMAL"
+                if synchronous != self._conn_synchronous:
+                    conn.execute(f"PRAGMA synchronous={synchronous}")
+                    self._conn_synchronous = synchronous
                 self._begin_immediate(conn)
                 try:
                     yield conn
@@ -216,11 +308,15 @@ class Journal:
         """
         conn.execute("PRAGMA busy_timeout=0")
         try:
-            deadline = time.monotonic() + self._busy_timeout_seconds
+            start = time.monotonic()
+            deadline = start + self._busy_timeout_seconds
             step = BEGIN_RETRY_FIRST_SECONDS
             while True:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
+                    if step != BEGIN_RETRY_FIRST_SECONDS:  # it waited: another process wrote
+                        self._lock_waits += 1
+                        self._lock_wait_seconds += time.monotonic() - start
                     return
                 except sqlite3.OperationalError as exc:
                     # sqlite_errorname is 3.11+; older Pythons only have the text.
@@ -252,34 +348,75 @@ class Journal:
         """
         now = self._clock() if now is None else now
         environ_json = json.dumps(dict(request.environ), separators=(",", ":"))
-        with self._transaction() as conn:
-            if max_pending is not None:
-                (pending,) = conn.execute(
-                    "SELECT COUNT(*) FROM tasks WHERE state IN (?, ?)", PENDING_STATES
-                ).fetchone()
-                if pending >= max_pending:
-                    raise QueueFull(f"{pending} tasks are already waiting")
-            try:
-                conn.execute(
-                    "INSERT INTO tasks (id, request_id, state, attempts, created, enqueued,"
-                    " updated, due, method, path, environ, body)"
-                    " VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        task_id,
-                        request_id,
-                        ENQUEUED,
-                        now,
-                        now,
-                        now,
-                        due,
-                        request.method,
-                        request.path,
-                        environ_json,
-                        request.body,
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:
-                raise DuplicateTask(f"task {task_id!r} already exists") from exc
+        row: tuple[Any, ...] = (task_id, request_id, ENQUEUED, now, now, now, due)
+        row += (request.method, request.path, environ_json, request.body)
+        self._writer().submit(_Write(self._insert, _Accept(row, max_pending), True))
+
+    def _insert(self, conn: sqlite3.Connection, accept: _Accept) -> None:
+        """One accept inside a batch's transaction; the queue bound is counted once a batch."""
+        if accept.max_pending is not None:
+            if self._batch_pending is None:
+                self._batch_pending = self._pending_upper_bound(conn, accept.max_pending)
+            if self._batch_pending >= accept.max_pending:
+                raise QueueFull(f"{self._batch_pending} tasks are already waiting")
+        try:
+            conn.execute(
+                "INSERT INTO tasks (id, request_id, state, attempts, created, enqueued,"
+                " updated, due, method, path, environ, body)"
+                " VALUES (?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)",
+                accept.row,
+            )
+        except sqlite3.IntegrityError as exc:
+            raise DuplicateTask(f"task {accept.row[0]!r} already exists") from exc
+        if self._batch_pending is not None:
+            self._batch_pending += 1
+
+    def _commit(self, writes: Sequence[_Write]) -> list[Any]:
+        """The group commit's ``commit``: a batch of accepts, claims and results in one
+        transaction, fsynced (with ``durability="fsync"``) when it holds an accept. A refused
+        accept (duplicate id, full queue) is that accept's outcome alone."""
+        accepts = sum(write.durable for write in writes)
+        outcomes: list[Any] = []
+        self._batch_pending = None
+        with self._transaction(durable=accepts > 0) as conn:
+            for write in writes:
+                try:
+                    outcomes.append(write.apply(conn, write.arg))
+                except (DuplicateTask, QueueFull) as exc:
+                    outcomes.append(exc)
+        if self._batch_pending is not None:
+            self._pending_estimate = self._batch_pending
+        if accepts:
+            self._accept_batches[1 << (accepts.bit_length() - 1)] += 1
+            self._accepted += accepts
+        return outcomes
+
+    def _pending_upper_bound(self, conn: sqlite3.Connection, bound: int) -> int:
+        """The waiting tasks, for ``maxQueuedTasks``: counted (a scan of the state index, which
+        grows with the backlog), unless a count under a second old plus this process's accepts
+        since is below half the bound. Then only other processes' accepts of that second are
+        unseen, and the bound still holds unless they took half of it meanwhile."""
+        now = time.monotonic()
+        estimate = self._pending_estimate
+        if estimate is not None and estimate < bound // 2 and now < self._pending_counted_at + 1:
+            return estimate
+        (pending,) = conn.execute(
+            "SELECT COUNT(*) FROM tasks WHERE state IN (?, ?)", PENDING_STATES
+        ).fetchone()
+        self._pending_counted_at = now
+        return int(pending)
+
+    def commit_stats(self) -> tuple[int, int, dict[int, int]]:
+        """Group commit in this process: ``(transactions, accepts, {batch size bucket:
+        transactions})`` over the transactions holding accepts, buckets being powers of two
+        (4 counts batches of 4 to 7 accepts)."""
+        sizes = dict(sorted(self._accept_batches.items()))
+        return sum(sizes.values()), self._accepted, sizes
+
+    def _writer(self) -> GroupCommit[_Write, Any]:
+        if self._writes_pid != os.getpid():  # forked: the parent's batches are not ours
+            self._writes, self._writes_pid = GroupCommit(self._commit), os.getpid()
+        return self._writes
 
     # -- the worker path ---------------------------------------------------------------------
 
@@ -287,9 +424,15 @@ class Journal:
         self, *, now: float, horizon_seconds: float = 0.0, limit: int = 100
     ) -> list[tuple[str, float]]:
         """``(task_id, due)`` of waiting tasks due before ``now + horizon_seconds`` and of leased
-        tasks whose lease expires by then (a dead owner's), earliest first."""
+        tasks whose lease expires by then, earliest first; first of all, due ``now``, the
+        leased tasks of processes of this host that are dead (:func:`.owners.dead_here`)."""
         until = now + horizon_seconds
         with self._transaction(write=False) as conn:
+            local = conn.execute(
+                "SELECT id, lease_owner FROM tasks WHERE state IN (?, ?) AND lease_expiry > ?"
+                " AND lease_owner LIKE ?",
+                (*ACTIVE_STATES, until, _LOCAL_OWNERS),
+            ).fetchall()
             rows = conn.execute(
                 "SELECT id, due FROM tasks WHERE state IN (?, ?) AND due <= ?"
                 " UNION ALL"
@@ -297,7 +440,8 @@ class Journal:
                 " ORDER BY 2 LIMIT ?",
                 (*PENDING_STATES, until, *ACTIVE_STATES, until, limit),
             ).fetchall()
-        return [(task_id, float(due)) for task_id, due in rows]
+        orphans = [(task_id, now) for task_id, owner in local if dead_here(owner)]
+        return (orphans + [(task_id, float(due)) for task_id, due in rows])[:limit]
 
     def claim(
         self,
@@ -315,48 +459,57 @@ class Journal:
         The returned record is ``Running`` (with its request, ``attempts`` already counting
         this run) unless the claim finished the task instead: ``Expired`` when older than
         ``max_age_seconds`` (measured from ``enqueued``), ``Failed`` when a dead owner's lease
-        expired and ``max_attempts`` runs were already started (a task that kills its worker
-        must not loop forever), ``Stopped`` for a dead owner's ``Stopping`` task, ``Invalid``
-        when the stored request cannot be decoded.
+        expired (or the owner died on this host) and ``max_attempts`` runs were already
+        started (a task that kills its worker must not loop forever), ``Stopped`` for a dead
+        owner's ``Stopping`` task, ``Invalid`` when the stored request cannot be decoded.
         """
-        with self._transaction() as conn:
-            row = conn.execute(
-                f"SELECT {_SUMMARY}, environ, body FROM tasks WHERE id = ?"
-                " AND ((state IN (?, ?) AND due <= ?) OR (state IN (?, ?) AND lease_expiry <= ?))",
-                (task_id, *PENDING_STATES, now, *ACTIVE_STATES, now),
-            ).fetchone()
-            if row is None:
-                return None
-            task = _record(row[:-2])
-            final: str | None = None
-            error = task.last_error
-            if task.state == STOPPING:
-                final, error = STOPPED, "stopped while its worker was gone"
-            elif max_age_seconds is not None and now - task.enqueued >= max_age_seconds:
-                final, error = EXPIRED, f"older than {max_age_seconds:g} s; not run"
-            elif (
-                task.state == RUNNING and max_attempts is not None and task.attempts >= max_attempts
-            ):
-                final, error = FAILED, f"worker lost (lease of {task.lease_owner} expired)"
-            request = _decode_request(row[-2], row[-1])
-            if final is None and request is None:
-                final, error = INVALID, "stored request cannot be decoded"
-            if final is not None:
-                conn.execute(
-                    "UPDATE tasks SET state = ?, updated = ?, ended = ?, last_error = ?,"
-                    " lease_owner = NULL, lease_expiry = NULL WHERE id = ?",
-                    (final, now, now, error, task_id),
-                )
-                return dataclasses.replace(
-                    task, state=final, updated=now, ended=now, last_error=error, request=request
-                )
-            attempts = task.attempts + 1
-            expiry = now + lease_seconds
+        claim = _Claim(task_id, owner, now, lease_seconds, max_age_seconds, max_attempts)
+        record: TaskRecord | None = self._writer().submit(_Write(self._claim_in, claim, False))
+        return record
+
+    def _claim_in(self, conn: sqlite3.Connection, claim: _Claim) -> TaskRecord | None:
+        """One claim inside a batch's transaction (see :meth:`claim`)."""
+        task_id, owner, now, lease_seconds = claim.task_id, claim.owner, claim.now, claim.lease
+        max_age_seconds, max_attempts = claim.max_age_seconds, claim.max_attempts
+        row = conn.execute(
+            f"SELECT {_SUMMARY}, environ, body FROM tasks WHERE id = ?"
+            " AND ((state IN (?, ?) AND due <= ?)"
+            " OR (state IN (?, ?) AND (lease_expiry <= ? OR lease_owner LIKE ?)))",
+            (task_id, *PENDING_STATES, now, *ACTIVE_STATES, now, _LOCAL_OWNERS),
+        ).fetchone()
+        if row is None:
+            return None
+        task = _record(row[:-2])
+        lease_left = task.lease_expiry is not None and task.lease_expiry > now
+        if task.state in ACTIVE_STATES and lease_left and not dead_here(task.lease_owner):
+            return None  # a live process of this host holds it
+        final: str | None = None
+        error = task.last_error
+        if task.state == STOPPING:
+            final, error = STOPPED, "stopped while its worker was gone"
+        elif max_age_seconds is not None and now - task.enqueued >= max_age_seconds:
+            final, error = EXPIRED, f"older than {max_age_seconds:g} s; not run"
+        elif task.state == RUNNING and max_attempts is not None and task.attempts >= max_attempts:
+            final, error = FAILED, f"worker lost ({task.lease_owner} died or its lease expired)"
+        request = _decode_request(row[-2], row[-1])
+        if final is None and request is None:
+            final, error = INVALID, "stored request cannot be decoded"
+        if final is not None:
             conn.execute(
-                "UPDATE tasks SET state = ?, attempts = ?, updated = ?, started = ?,"
-                " lease_owner = ?, lease_expiry = ? WHERE id = ?",
-                (RUNNING, attempts, now, now, owner, expiry, task_id),
+                "UPDATE tasks SET state = ?, updated = ?, ended = ?, last_error = ?,"
+                " lease_owner = NULL, lease_expiry = NULL WHERE id = ?",
+                (final, now, now, error, task_id),
             )
+            return dataclasses.replace(
+                task, state=final, updated=now, ended=now, last_error=error, request=request
+            )
+        attempts = task.attempts + 1
+        expiry = now + lease_seconds
+        conn.execute(
+            "UPDATE tasks SET state = ?, attempts = ?, updated = ?, started = ?,"
+            " lease_owner = ?, lease_expiry = ? WHERE id = ?",
+            (RUNNING, attempts, now, now, owner, expiry, task_id),
+        )
         return dataclasses.replace(
             task,
             state=RUNNING,
@@ -372,7 +525,7 @@ class Journal:
         """Heartbeat: push the expiry of the leases ``{task_id: owner}`` still held."""
         if not leases:
             return 0
-        with self._transaction() as conn:
+        with self._transaction(durable=False) as conn:
             cursor = conn.executemany(
                 "UPDATE tasks SET lease_expiry = ? WHERE id = ? AND lease_owner = ?"
                 " AND state IN (?, ?)",
@@ -398,28 +551,35 @@ class Journal:
         """
         if state not in (SUCCEEDED, FAILED, RETRYING):
             raise ValueError(f"cannot finish a run as {state!r}")
-        with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT state FROM tasks WHERE id = ? AND lease_owner = ? AND state IN (?, ?)",
-                (task_id, owner, *ACTIVE_STATES),
-            ).fetchone()
-            if row is None:
-                return None
-            if row[0] == STOPPING:
-                state = STOPPED
-            ended = None if state == RETRYING else now
-            conn.execute(
-                "UPDATE tasks SET state = ?, updated = ?, ended = ?, status = ?, last_error = ?,"
-                " due = COALESCE(?, due), lease_owner = NULL, lease_expiry = NULL WHERE id = ?",
-                (state, now, ended, status, error, due if state == RETRYING else None, task_id),
-            )
+        finish = _Finish(task_id, owner, state, now, status, error, due)
+        written: str | None = self._writer().submit(_Write(self._finish_in, finish, False))
+        return written
+
+    def _finish_in(self, conn: sqlite3.Connection, finish: _Finish) -> str | None:
+        """One result inside a batch's transaction (see :meth:`finish`)."""
+        task_id, owner, state, now = finish.task_id, finish.owner, finish.state, finish.now
+        row = conn.execute(
+            "SELECT state FROM tasks WHERE id = ? AND lease_owner = ? AND state IN (?, ?)",
+            (task_id, owner, *ACTIVE_STATES),
+        ).fetchone()
+        if row is None:
+            return None
+        if row[0] == STOPPING:
+            state = STOPPED
+        ended = None if state == RETRYING else now
+        due = finish.due if state == RETRYING else None
+        conn.execute(
+            "UPDATE tasks SET state = ?, updated = ?, ended = ?, status = ?, last_error = ?,"
+            " due = COALESCE(?, due), lease_owner = NULL, lease_expiry = NULL WHERE id = ?",
+            (state, now, ended, finish.status, finish.error, due, task_id),
+        )
         return state
 
     def release(self, task_id: str, owner: str, *, now: float | None = None) -> bool:
         """Give a lease back at shutdown: the task is due again at once, elsewhere or after a
         restart. The interrupted run still counts in ``attempts`` (the app may have started)."""
         now = self._clock() if now is None else now
-        with self._transaction() as conn:
+        with self._transaction(durable=False) as conn:
             cursor = conn.execute(
                 "UPDATE tasks SET state = CASE WHEN state = ? THEN ?"
                 " WHEN attempts > 1 THEN ? ELSE ? END,"
@@ -434,7 +594,7 @@ class Journal:
     def prune(self, *, before: float) -> int:
         """Delete finished tasks last updated before ``before``; return how many."""
         marks = ", ".join("?" * len(FINISHED_STATES))
-        with self._transaction() as conn:
+        with self._transaction(durable=False) as conn:
             cursor = conn.execute(
                 f"DELETE FROM tasks WHERE state IN ({marks}) AND updated < ?",
                 (*FINISHED_STATES, before),

@@ -2,8 +2,9 @@
 
 ``echo`` answers what the function saw (path, query, the claim headers auth passed on, the
 request id). When ``FC_WSGI_RUNS_FILE`` is set, every async run appends one line
-``<request id> <attempt> <pid>`` to that file (``O_APPEND``: one write per line, so lines from
-several workers never interleave); the soak test reads it to prove no accepted task was lost.
+``<request id> <attempt> <pid> <wall-clock start>`` to that file (``O_APPEND``: one write per
+line, so lines from several workers never interleave); the soak test reads it to prove no
+accepted task was lost.
 """
 
 from __future__ import annotations
@@ -25,17 +26,17 @@ def echo(environ, start_response):
     path = environ.get("PATH_INFO", "/")
     if path == "/boom":
         raise RuntimeError("the function failed on purpose")
-    if path == "/sleep":
-        time.sleep(0.2)
     attempt = environ.get("fc.async_attempt")
     runs = os.environ.get("FC_WSGI_RUNS_FILE")
-    if attempt is not None and runs:
-        line = f"{environ['fc.request_id']} {attempt} {os.getpid()}\n".encode()
+    if attempt is not None and runs:  # at the start: a run killed midway is on record too
+        line = f"{environ['fc.request_id']} {attempt} {os.getpid()} {time.time():.3f}\n".encode()
         fd = os.open(runs, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             os.write(fd, line)
         finally:
             os.close(fd)
+    if path == "/sleep":
+        time.sleep(0.2)
     answer = {
         "method": environ["REQUEST_METHOD"],
         "path": path,
