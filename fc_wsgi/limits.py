@@ -91,9 +91,10 @@ class LimitGuard:
                 f"{self.max_url_bytes} bytes"
             )
 
-        # Every key and string value of the environ bounds the headers' bytes from above, and
-        # costs two C-level passes; only a request near the limit pays the exact count.
-        bound = sum(map(len, environ)) + sum(map(len, filter(_is_str, environ.values())))
+        # Every key (and a separator) and string value of the environ bounds the headers' bytes
+        # from above, and costs two C-level passes; only a request near the limit pays the
+        # exact count.
+        bound = len("\0".join(environ)) + sum(map(len, filter(_is_str, environ.values())))
         if bound > self.max_header_bytes:
             header_bytes = _header_bytes(environ)
             if header_bytes > self.max_header_bytes:
