@@ -33,7 +33,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,6 +64,8 @@ class App:
     name: str
     ref: str
     config: dict[str, Any] | None = None
+    #: The checkout whose fc_wsgi the server imports (``--compare-tree``: an older one).
+    root: Path = ROOT
 
 
 @dataclass(frozen=True)
@@ -286,7 +288,7 @@ def start_server(app: App, shape: Shape, folder: Path, creds: Credentials) -> Se
     with log.open("wb") as out:
         process = subprocess.Popen(
             argv,
-            cwd=ROOT,
+            cwd=app.root,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -652,6 +654,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", help="comma-separated benchmark names (baselines are added)")
     parser.add_argument("--no-flask", action="store_true", help="leave the Flask stacks out")
     parser.add_argument(
+        "--compare-tree",
+        type=Path,
+        help="also serve every fc-wsgi stack from this checkout (e.g. `git worktree add` of an "
+        "older commit), in the same interleaved rounds: before/after on one noisy machine",
+    )
+    parser.add_argument(
         "--tamper", action="store_true", help="send a wrong signature and token: must be refused"
     )
     args = parser.parse_args(argv)
@@ -676,6 +684,22 @@ def select(benches: Sequence[Bench], only: str | None, no_flask: bool) -> list[B
                 base = by_name[base].baseline
         chosen = [b for b in chosen if b.name in wanted]
     return chosen
+
+
+def with_compared(benches: list[Bench], apps: dict[str, App], tree: Path) -> list[Bench]:
+    """Each fc-wsgi row followed by the same stack served from ``tree``, same baseline."""
+    if not (tree / "fc_wsgi").is_dir() or not (tree / "benchmarks" / "apps.py").is_file():
+        raise BenchError(f"--compare-tree {tree}: not an fc-wsgi checkout")
+    out = []
+    for bench in benches:
+        out.append(bench)
+        app = apps[bench.server]
+        if app.config is None or bench.baseline is None:
+            continue
+        name = f"{app.name} @{tree.name}"
+        apps.setdefault(name, replace(app, name=name, root=tree))
+        out.append(replace(bench, name=f"{bench.name} @{tree.name}", server=name))
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -708,6 +732,8 @@ def _run(args: argparse.Namespace) -> int:
         benches = select(BENCHES, "anonymous+CORS,async accept", True)
     else:
         benches = select(BENCHES, args.only, args.no_flask)
+    if args.compare_tree is not None and not args.sweep:
+        benches = with_compared(benches, apps, args.compare_tree.resolve())
     needed = [apps[name] for name in dict.fromkeys(b.server for b in benches)]
     if any(app.name.startswith("flask") for app in needed):
         try:
