@@ -422,7 +422,8 @@ def _acs3_fields(text: str) -> tuple[str | None, str | None, str | None]:
 
 
 def _has_no_body(environ: WSGIEnvironment) -> bool:
-    """No ``Content-Length`` (or 0) and not chunked: HTTP/1.1 frames no body at all."""
+    """No ``Content-Length`` (or 0) and no ``Transfer-Encoding``: HTTP/1.1 frames a request
+    body only with one of the two (RFC 9112 6.3), so there is nothing to read or replay."""
     return environ.get("CONTENT_LENGTH", "0") in ("", "0") and not environ.get(
         "HTTP_TRANSFER_ENCODING"
     )
