@@ -332,7 +332,7 @@ def _acs3_strings(
     uris = [raw_path or acs3_path(decoded_path)]
     raw_query = environ.get("QUERY_STRING", "")
     params = parse_query(_wsgi_bytes(raw_query)) if raw_query else []
-    queries = [acs3_query(params)]
+    queries = [acs3_query(params) if params else b""]
     if variants:
         # Re-encoding the decoded path gives back the path sent when it is that path and
         # holds no character to encode; unencoded names differ only when there are names.
