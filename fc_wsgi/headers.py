@@ -75,7 +75,7 @@ class HeaderFilter:
         self.max_response_header_bytes = max_response_header_bytes
         self.default_domain = default_domain
         # Header names become environ keys and lower-case sets once, here.
-        self._drop_request = frozenset(environ_key(name) for name in RESERVED_REQUEST_HEADERS)
+        self._drop_request = tuple(environ_key(name) for name in RESERVED_REQUEST_HEADERS)
         drop = set(RESERVED_RESPONSE_HEADERS)
         if default_domain:
             drop.add("content-disposition")
@@ -93,9 +93,9 @@ class HeaderFilter:
         if "HTTP_X_FC_" in "\0".join(environ):
             for key in [k for k in environ if k.startswith("HTTP_X_FC_")]:
                 del environ[key]
-        if not self._drop_request.isdisjoint(environ):
-            for key in self._drop_request:
-                environ.pop(key, None)
+        for key in self._drop_request:
+            if key in environ:
+                del environ[key]
         rid = environ.get(REQUEST_ID_KEY)
         if rid is None:
             rid = environ[REQUEST_ID_KEY] = new_request_id(self.profile)
