@@ -3,7 +3,9 @@
 DESIGN.md's performance budget compares stacks "on the same machine in the same run", and the
 machines we have are shared and noisy. So every server runs at once, the benchmarks take turns
 over several rounds (a slow minute hurts all of them, not one), and the table shows medians;
-a ratio is the median of the per-round ratios to its baseline. A baseline is the bare app
+the paired ratio is the median of the per-round ratios to its baseline, shown next to the ratio
+of the medians (far apart: a noisy run). Every table is measured under one sync worker, where
+the app is cheapest and fc-wsgi's share the largest, and under gthread. A baseline is the bare app
 served the *same* request (a 800-byte bearer token costs gunicorn's parser as much under the
 bare app as under ours), so a ratio measures fc-wsgi, not the request. Server CPU time per
 request (read from /proc for the server's process group) is shown too: it is less disturbed
