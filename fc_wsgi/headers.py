@@ -30,7 +30,7 @@ from .errors import (
     FcError,
     error_response,
     function_error_response,
-    request_id,
+    new_request_id,
 )
 
 if TYPE_CHECKING:
@@ -53,6 +53,10 @@ RESERVED_RESPONSE_HEADERS: tuple[str, ...] = (
     "te",
     "trailer",
 )
+
+
+#: Response header names whose verdict (keep or drop) a HeaderFilter remembers.
+_MAX_VERDICTS = 256
 
 
 class HeaderFilter:
@@ -79,6 +83,9 @@ class HeaderFilter:
         self._forced: tuple[tuple[str, str], ...] = (
             (("Content-Disposition", "attachment"),) if default_domain else ()
         )
+        # Response header name as the app spells it -> keep it? Apps answer with the same few
+        # names, so each is lower-cased and matched once, not on every answer.
+        self._verdicts: dict[str, bool] = {}
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         # One C-level join finds out whether a client sent any x-fc-* header at all, so the
@@ -89,7 +96,9 @@ class HeaderFilter:
         for key in self._drop_request:
             if key in environ:
                 del environ[key]
-        rid = environ.get(REQUEST_ID_KEY) or request_id(environ, self.profile)
+        rid = environ.get(REQUEST_ID_KEY)
+        if rid is None:
+            rid = environ[REQUEST_ID_KEY] = new_request_id(self.profile)
         environ["HTTP_X_FC_REQUEST_ID"] = rid
         exchange = _Exchange(self, environ, start_response, rid)
         try:
@@ -103,14 +112,21 @@ class HeaderFilter:
         return exchange.finish(body)
 
     def filter_headers(self, headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
-        drop = self._drop_response
-        kept = [
-            (name, value)
-            for name, value in headers
-            if (low := name.lower()) not in drop and not low.startswith("x-fc-")
-        ]
+        verdicts = self._verdicts
+        kept = []
+        for pair in headers:  # a loop, not a comprehension: no extra frame for a few headers
+            keep = verdicts.get(pair[0])
+            if keep or (keep is None and self._keeps(pair[0])):
+                kept.append(pair)
         kept.extend(self._forced)
         return kept
+
+    def _keeps(self, name: str) -> bool:
+        low = name.lower()
+        keep = low not in self._drop_response and not low.startswith("x-fc-")
+        if len(self._verdicts) < _MAX_VERDICTS:  # an app inventing names stops filling it
+            self._verdicts[name] = keep
+        return keep
 
 
 class _Exchange:

@@ -85,6 +85,15 @@ def test_header_limit_counts_names_and_values(extra: int, recorder: Recorder):
     assert recorder.status.startswith("400" if extra > 0 else "200")
 
 
+def test_header_limit_measures_each_request_with_the_same_header_names():
+    # The header names of a set of environ keys are counted once; values never are.
+    guard = LimitGuard(hello_app, max_header_bytes=100)
+    for value, status in [("v" * 95, "200"), ("v" * 96, "400"), ("v", "200"), ("v" * 96, "400")]:
+        recorder = Recorder()
+        recorder.run(guard, make_environ(HTTP_X_BIG=value))
+        assert recorder.status.startswith(status), (len(value), recorder.status)
+
+
 @pytest.mark.parametrize("extra", [-1, 0, 1], ids=["limit-1", "limit", "limit+1"])
 def test_content_length_limit_is_checked_before_the_app(extra: int):
     called = []

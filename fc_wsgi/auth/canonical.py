@@ -10,7 +10,7 @@ byte value" of fc-spec.md 8.2, and equals code-point order for UTF-8.
 
 from __future__ import annotations
 
-import base64
+import binascii
 import calendar
 import email.utils
 import hashlib
@@ -100,7 +100,7 @@ def fc_string_to_sign(
 
 def fc_signature(secret: bytes, string_to_sign: bytes) -> bytes:
     """Base64 of HMAC-SHA256, as sent after ``FC <id>:`` or in ``x-fc-signature``."""
-    return base64.b64encode(_hmac_sha256(secret, string_to_sign))
+    return binascii.b2a_base64(_hmac_sha256(secret, string_to_sign), newline=False)
 
 
 # -- ACS3-HMAC-SHA256 (fc-spec.md 8.4) -------------------------------------------------------

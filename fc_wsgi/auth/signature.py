@@ -33,12 +33,14 @@ import hashlib
 import hmac
 import itertools
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_to_bytes
 
-from .._wsgi import read_body, replay_body
+from .._wsgi import environ_key, read_body, replay_body
 from ..common import MAX_BODY_BYTES, MAX_SKEW_SECONDS, SDK_VARIANTS, SIGNATURE_SCHEMES
 from ..errors import (
     AccessDenied,
@@ -49,6 +51,7 @@ from ..errors import (
 )
 from .canonical import (
     ACS3_ALGORITHM,
+    EMPTY_SHA256,
     Params,
     acs3_canonical_request,
     acs3_header_value,
@@ -85,6 +88,13 @@ _SIGNATURE_PARAM = b"x-fc-signature"
 _ACS3_PREFIX = ACS3_ALGORITHM + " "
 #: ACS3 signed-header names whose environ key has no ``HTTP_`` prefix (PEP 3333).
 _UNPREFIXED = {"content-type": "CONTENT_TYPE", "content-length": "CONTENT_LENGTH"}
+_EMPTY_SHA256 = EMPTY_SHA256.encode("ascii")
+#: ACS3's fields in SDK order, values without spaces, commas or "=": what the general parse of
+#: ``_acs3_fields`` reads the same way.
+_ACS3_FIELDS = re.compile(
+    r" *Credential=(?P<id>[^\s,=]+) *, *SignedHeaders=(?P<signed>[^\s,=]+) *,"
+    r" *Signature=(?P<sig>[^\s,=]+) *"
+)
 
 
 class SignatureVerifier:
@@ -203,27 +213,21 @@ class SignatureVerifier:
     def _verify_acs3(self, environ: WSGIEnvironment, auth: str) -> str:
         if not self._acs3:
             raise _refused("acs3")
-        fields = {}
-        for item in auth[len(ACS3_ALGORITHM) :].split(","):
-            field, _, value = item.strip().partition("=")
-            fields[field] = value.strip()
-        key_id = fields.get("Credential")
-        signed = fields.get("SignedHeaders")
-        provided = fields.get("Signature")
+        key_id, signed, provided = _acs3_fields(auth[len(ACS3_ALGORITHM) :])
         if not (key_id and signed and provided):
             raise SignatureNotMatch(SIGNATURE_NOT_MATCH_MESSAGE)
         name, secret = self._secret(_wsgi_bytes(key_id))
         acs_date = environ.get("HTTP_X_ACS_DATE")
         if not acs_date:
             raise MissingRequiredHeader("required HTTP header x-acs-date was not specified")
-        if "x-acs-date" not in {header.lower() for header in signed.split(";")}:
+        if "x-acs-date" not in signed.lower().split(";"):
             raise AccessDenied("x-acs-date must be one of the SignedHeaders")
         self._check_time(acs_date, parse_acs_date(acs_date), format_acs_date)
 
         payload = _wsgi_bytes(environ.get("HTTP_X_ACS_CONTENT_SHA256", ""))
         strings = _acs3_strings(environ, signed, payload, variants=self._variants)
         self._match(acs3_signature, secret, strings, _wsgi_bytes(provided.lower()), name, "acs3")
-        if payload:
+        if payload and not (_EMPTY_SHA256 == payload.lower() and _has_no_body(environ)):
             body = read_body(environ, MAX_BODY_BYTES)
             replay_body(environ, body)
             actual = hashlib.sha256(body).hexdigest().encode("ascii")
@@ -306,10 +310,12 @@ def _raw_path(environ: WSGIEnvironment) -> bytes | None:
 def _legacy_strings(environ: WSGIEnvironment, date: bytes, *, variants: bool) -> list[bytes]:
     """What an ``Authorization: FC`` request may have signed: the spec's string first."""
     raw_query = _wsgi_bytes(environ.get("QUERY_STRING", ""))
-    params = parse_query(raw_query) if raw_query else []
     path = _decoded_path(environ)
+    if not raw_query:  # the usual request: the resource is the path and an empty line
+        return _fc_strings(environ, date, (path + b"\n",))
+    params = parse_query(raw_query)
     resources = [fc_resource(path, params)]
-    if variants and raw_query:
+    if variants:
         resources.append(fc_resource(path, params, bare_as_empty=True))
         # Alibaba's gateway helper: unquote the whole query, split on "&", keep the order.
         resources.append(path + b"\n" + b"\n".join(unquote_to_bytes(raw_query).split(b"&")))
@@ -322,33 +328,51 @@ def _acs3_strings(
     """Candidate CanonicalRequests of an ACS3 request: the spec's form first."""
     method = _wsgi_bytes(environ["REQUEST_METHOD"])
     decoded_path = _decoded_path(environ)
-    uris = [_raw_path(environ) or acs3_path(decoded_path)]
-    params = parse_query(_wsgi_bytes(environ.get("QUERY_STRING", "")))
-    queries = [acs3_query(params)]
+    raw_path = _raw_path(environ)
+    uris = [raw_path or acs3_path(decoded_path)]
+    raw_query = environ.get("QUERY_STRING", "")
+    params = parse_query(_wsgi_bytes(raw_query)) if raw_query else []
+    queries = [acs3_query(params) if params else b""]
     if variants:
-        uris.append(acs3_path(decoded_path))
-        queries.append(acs3_query(params, encode_names=False))
+        # Re-encoding the decoded path gives back the path sent when it is that path and
+        # holds no character to encode; unencoded names differ only when there are names.
+        if raw_path is not None and not (raw_path == decoded_path and _plain_path(raw_path)):
+            uris.append(acs3_path(decoded_path))
+        if params:
+            queries.append(acs3_query(params, encode_names=False))
     signed_bytes = _wsgi_bytes(signed)
+    headers = _acs3_headers(environ, signed)
+    if len(uris) == len(queries) == len(headers) == 1:
+        return [
+            acs3_canonical_request(method, uris[0], queries[0], headers[0], signed_bytes, payload)
+        ]
     return [
-        acs3_canonical_request(method, uri, query, headers, signed_bytes, payload)
-        for uri, query, headers in itertools.product(
-            dict.fromkeys(uris), dict.fromkeys(queries), _acs3_headers(environ, signed.split(";"))
+        acs3_canonical_request(method, uri, query, pairs, signed_bytes, payload)
+        for uri, query, pairs in itertools.product(
+            dict.fromkeys(uris), dict.fromkeys(queries), headers
         )
     ]
+
+
+def _plain_path(path: bytes) -> bool:
+    """True when ``acs3_path`` of this path, decoded, gives it back unchanged."""
+    return path.isascii() and not path.translate(None, _PATH_KEPT)
+
+
+#: The bytes ``acs3_path`` keeps as they are: RFC 3986 unreserved characters and ``/``.
+_PATH_KEPT = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~/"
 
 
 def _fc_strings(environ: WSGIEnvironment, date: bytes, resources: Iterable[bytes]) -> list[bytes]:
     get = environ.get
     # One C-level join tells whether any x-fc-* header came; most requests carry none.
-    fc_keys = (
-        [k for k in environ if k.startswith("HTTP_X_FC_")]
-        if ("HTTP_X_FC_" in "\0".join(environ))
-        else ()
-    )
-    headers = fc_headers(
-        (key[5:].lower().replace("_", "-").encode("latin-1"), _wsgi_bytes(environ[key]))
-        for key in fc_keys
-    )
+    headers = b""
+    if "HTTP_X_FC_" in "\0".join(environ):
+        headers = fc_headers(
+            (key[5:].lower().replace("_", "-").encode("latin-1"), _wsgi_bytes(environ[key]))
+            for key in environ
+            if key.startswith("HTTP_X_FC_")
+        )
     method = _wsgi_bytes(environ["REQUEST_METHOD"])
     content_md5 = _wsgi_bytes(get("HTTP_CONTENT_MD5", ""))
     content_type = _wsgi_bytes(get("CONTENT_TYPE", ""))
@@ -358,23 +382,51 @@ def _fc_strings(environ: WSGIEnvironment, date: bytes, resources: Iterable[bytes
     ]
 
 
-def _acs3_headers(
-    environ: WSGIEnvironment, names: Sequence[str]
-) -> list[list[tuple[bytes, bytes]]]:
+def _acs3_headers(environ: WSGIEnvironment, signed: str) -> list[list[tuple[bytes, bytes]]]:
     """The signed headers as sent, and (if any value has a comma) as several joined values."""
     as_sent: list[tuple[bytes, bytes]] = []
-    split: list[tuple[bytes, bytes]] = []
-    for name in names:
-        lower = name.lower()
-        key = _UNPREFIXED.get(lower) or "HTTP_" + lower.upper().replace("-", "_")
+    split: list[tuple[bytes, bytes]] | None = None
+    for encoded_name, key in _signed_keys(signed):
         value = environ.get(key)
         if value is None:  # a listed header that was not sent cannot have been signed
             raise SignatureNotMatch(SIGNATURE_NOT_MATCH_MESSAGE)
         raw = _wsgi_bytes(value)
-        encoded_name = _wsgi_bytes(name)
         as_sent.append((encoded_name, raw.strip()))
-        split.append((encoded_name, acs3_header_value(raw.split(b","))))
-    return [as_sent] if split == as_sent else [as_sent, split]
+        if b"," in raw and split is None:
+            split = as_sent[:-1]
+        if split is not None:
+            split.append((encoded_name, acs3_header_value(raw.split(b","))))
+    return [as_sent] if split is None or split == as_sent else [as_sent, split]
+
+
+@lru_cache(maxsize=64)
+def _signed_keys(signed: str) -> tuple[tuple[bytes, str], ...]:
+    """SignedHeaders → (name as signed, environ key) pairs; a client sends the same few lists."""
+    keys = []
+    for name in signed.split(";"):
+        lower = name.lower()
+        keys.append((_wsgi_bytes(name), _UNPREFIXED.get(lower) or environ_key(lower)))
+    return tuple(keys)
+
+
+def _acs3_fields(text: str) -> tuple[str | None, str | None, str | None]:
+    """Credential, SignedHeaders and Signature of an ACS3 ``Authorization`` (after its name)."""
+    match = _ACS3_FIELDS.fullmatch(text)
+    if match is not None:  # the form every SDK sends, in one C-level step
+        return match["id"], match["signed"], match["sig"]
+    fields = {}
+    for item in text.split(","):
+        field, _, value = item.strip().partition("=")
+        fields[field] = value.strip()
+    return fields.get("Credential"), fields.get("SignedHeaders"), fields.get("Signature")
+
+
+def _has_no_body(environ: WSGIEnvironment) -> bool:
+    """No ``Content-Length`` (or 0) and no ``Transfer-Encoding``: HTTP/1.1 frames a request
+    body only with one of the two (RFC 9112 6.3), so there is nothing to read or replay."""
+    return environ.get("CONTENT_LENGTH", "0") in ("", "0") and not environ.get(
+        "HTTP_TRANSFER_ENCODING"
+    )
 
 
 def _refused(scheme: str) -> AccessDenied:

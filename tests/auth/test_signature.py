@@ -30,6 +30,7 @@ from fc_wsgi.auth.canonical import (
 from fc_wsgi.auth.signature import (
     SIGNATURE_NOT_MATCH_MESSAGE,
     SignatureVerifier,
+    _acs3_fields,
     _acs3_strings,
     _decoded_path,
     _legacy_strings,
@@ -489,6 +490,48 @@ def test_acs3_chunked_body_is_read_to_eof_and_replayed():
     verifier().verify(environ)
     assert environ["wsgi.input"].read() == b"chunked body"
     assert environ["CONTENT_LENGTH"] == "12"
+
+
+class Unreadable(io.RawIOBase):
+    def read(self, size: int | None = -1) -> bytes:
+        raise AssertionError("a request without a body was read")
+
+
+def test_acs3_empty_body_hash_without_a_body_is_not_read():
+    environ = acs3_request()
+    assert "CONTENT_LENGTH" not in environ and "HTTP_TRANSFER_ENCODING" not in environ
+    environ["wsgi.input"] = Unreadable()
+    assert verifier().verify(environ) == "ak"
+
+
+def test_acs3_empty_body_hash_over_a_chunked_body_is_refused():
+    environ = acs3_request(method="POST")  # signs the empty body's hash
+    environ.update(HTTP_TRANSFER_ENCODING="chunked", **{"wsgi.input_terminated": True})
+    environ["wsgi.input"] = io.BytesIO(b"smuggled")
+    with pytest.raises(SignatureNotMatch):
+        verifier().verify(environ)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        " Credential=ak,SignedHeaders=host;x-acs-date,Signature=abc",
+        "  Credential=ak , SignedHeaders=host , Signature=abc ",
+        " SignedHeaders=host,Credential=ak,Signature=abc",
+        " Credential=a=b,SignedHeaders=host,Signature=abc",
+        " Credential=a b,SignedHeaders=host,Signature=abc",
+        " Credential=ak,SignedHeaders=host,Signature=abc,Signature=def",
+        " Credential=ak,Signature=abc",
+        " Credential=,SignedHeaders=host,Signature=abc",
+    ],
+)
+def test_acs3_fields_read_every_form_as_the_general_parse_does(text):
+    fields = {}
+    for item in text.split(","):
+        field, _, value = item.strip().partition("=")
+        fields[field] = value.strip()
+    expected = tuple(fields.get(name) for name in ("Credential", "SignedHeaders", "Signature"))
+    assert _acs3_fields(text) == expected
 
 
 def test_acs3_body_read_never_passes_content_length():
