@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from async_app import RUN_LOG_ENV, Run, read_runs
 from servers import Server, launch, stop
-from support import Receiver, free_port, wait_for
+from support import Receiver, free_port, http_request, wait_for
 
 from fc_wsgi.dispatch import Journal, TaskRecord
 
@@ -91,13 +91,7 @@ def start_site(
 def request(
     site: Site, method: str, path: str, body: bytes | None = None, headers: dict | None = None
 ) -> tuple[int, dict[str, str], bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", site.server.port, timeout=10)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        conn.close()
+    return http_request(site.server.port, method, path, body, headers)
 
 
 def state_is(site: Site, request_id: str, *states: str) -> Callable[[], TaskRecord | None]:

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from support import wait_for
+from support import http_request, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -18,13 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def request(server, method: str, path: str, host: str = "www.example.com"):
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-    try:
-        conn.request(method, path, headers={"Host": host})
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        conn.close()
+    return http_request(server.port, method, path, headers={"Host": host})
 
 
 @pytest.fixture

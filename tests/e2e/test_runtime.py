@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import http.client
 import json
 import sys
 import threading
@@ -11,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import write_tree
+from support import http_request, write_tree
 
 pytestmark = pytest.mark.e2e
 
@@ -43,13 +42,7 @@ def handler(environ, start_response):
 
 
 def get(server, path, headers=None, method="GET", timeout=20):
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
-    try:
-        conn.request(method, path, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        conn.close()
+    return http_request(server.port, method, path, headers=headers, timeout=timeout)
 
 
 @pytest.fixture
@@ -96,7 +89,8 @@ def test_timeout_answers_on_time_and_the_next_request_is_served(serve_function, 
     started = time.monotonic()
     status, headers, body = get(server, "/?sleep=5")
     elapsed = time.monotonic() - started
-    assert status == 502 and elapsed < 3, (status, elapsed, server.output()[-2000:])
+    # Answered on time: at the 1 s deadline, long before the 5 s call returns (margin for load).
+    assert status == 502 and elapsed < 4, (status, elapsed, server.output()[-2000:])
     assert json.loads(body)["errorMessage"].startswith("Function timed out after 1 seconds")
     assert headers["X-Fc-Error-Type"] == "UnhandledInvocationError"
     assert 1000 <= int(headers["X-Fc-Invocation-Duration"]) < 3000
