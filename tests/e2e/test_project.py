@@ -75,3 +75,29 @@ def test_async_runs_on_the_function_that_took_it(example, tmp_path):
     assert [t["request_id"] for t in done] == [request_id]
     assert (project / ".fc-wsgi/notes.sqlite3").exists()
     assert tasks("hello") == []  # the other function's journal holds nothing of it
+
+
+def test_dev_reloads_when_a_code_file_or_the_s_yaml_changes(start_server, tmp_path):
+    """`fc-wsgi serve s.yaml --dev`: werkzeug's reloader watches s.yaml and the code folders."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "examples/project", project)
+    argv = [sys.executable, "-m", "fc_wsgi", "serve", str(project / "s.yaml"), "--dev",
+            "--bind", "127.0.0.1:{port}"]  # fmt: skip
+    server = start_server(argv)
+    assert request(server, "GET", "/hello")[2].startswith(b"Hello from /hello")
+    code = project / "hello/index.py"
+    code.write_text(code.read_text().replace("{greeting} from", "{greeting}, reloaded, from"))
+
+    def greets_with(prefix: bytes):
+        def check():
+            try:
+                return request(server, "GET", "/hello")[2].startswith(prefix)
+            except OSError:  # the dev server is restarting
+                return False
+
+        return check
+
+    wait_for(greets_with(b"Hello, reloaded, from /hello"), 20, "the code change served")
+    spec = project / "s.yaml"
+    spec.write_text(spec.read_text().replace("${env('GREETING', 'Hello')}", "Howdy"))
+    wait_for(greets_with(b"Howdy, reloaded, from /hello"), 20, "the s.yaml change served")
