@@ -54,8 +54,9 @@ def report(name: str, store: Any, tasks: int) -> None:
         print(f"{name:7} {case:28} {best_ms(call):8.2f} ms")
 
 
-def fill_journal(path: Path, tasks: int) -> Journal:
-    journal = Journal(path)
+def fill_journal(journal: Journal, tasks: int) -> Journal:
+    """``tasks`` records in one transaction (created at ``T0 + i``, states cycling through
+    :data:`STATES`); also the fixture of the journal's index test."""
     journal.counts()  # the schema
     conn = journal._connection()
     rows = [
@@ -114,7 +115,7 @@ def main() -> int:
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="fc-wsgi-listing-"))
     try:
-        with fill_journal(folder / "async.sqlite3", args.tasks) as journal:
+        with fill_journal(Journal(folder / "async.sqlite3"), args.tasks) as journal:
             report("sqlite", journal, args.tasks)
         redis_half(args.tasks, folder)
     finally:

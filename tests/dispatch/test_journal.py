@@ -283,21 +283,10 @@ LARGE_JOURNAL_TASKS = 100_000
 def test_listing_a_100k_journal_uses_the_indexes(journal: Journal) -> None:
     """Every listing the CLI and the task page ask for is an index range on 100,000 tasks
     (asserted on the query plan; the timings are printed with ``-s``, not asserted)."""
-    journal.counts()
+    from benchmarks.task_listing import fill_journal  # the benchmark's own 100k journal
+
+    fill_journal(journal, LARGE_JOURNAL_TASKS)
     conn = journal._connection()
-    states = ["Succeeded"] * 90 + ["Failed"] * 5 + ["Enqueued"] * 3 + ["Retrying"] * 2
-    rows = [
-        (f"t{i:06d}", f"r{i:06d}", states[i % 100], 1, T0 + i, T0 + i, T0 + i, T0 + i, "POST",
-         "/jobs", "{}", b"")
-        for i in range(LARGE_JOURNAL_TASKS)
-    ]  # fmt: skip
-    conn.execute("BEGIN")
-    conn.executemany(
-        "INSERT INTO tasks (id, request_id, state, attempts, created, enqueued, updated, due,"
-        " method, path, environ, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
-    )
-    conn.execute("COMMIT")
     middle = (T0 + LARGE_JOURNAL_TASKS // 2, f"t{LARGE_JOURNAL_TASKS // 2:06d}")
     cases = {
         "all": (None, None, None),
