@@ -53,7 +53,7 @@ BUDGET_US = 3.0
 OWN_BUDGETS_US = {
     "AuthGate function (FC signature)": 6.0,
     "AuthGate function (ACS3)": 11.0,
-    # Two setitimer() calls (the deadline), the function's environ merged into the request's,
+    # The deadline (the watchdog's note), the function's environ merged into the request's,
     # an FCContext and two headers (X-Fc-Invocation-Duration, X-Fc-Max-Memory-Usage).
     "FunctionRuntime (SIGALRM deadline)": 12.0,
     # The same, plus the per-request log capture and its base64 X-Fc-Log-Result.

@@ -115,9 +115,14 @@ def current_request_id() -> str:
     return getattr(_local, "request_id", "") or ""
 
 
+#: Linux reports the process's peak RSS for one thread's usage too, without summing every
+#: thread's times under a lock (RUSAGE_SELF): about half the cost, on every function answer.
+_PEAK_OF = getattr(resource, "RUSAGE_THREAD", resource.RUSAGE_SELF)
+
+
 def peak_memory_mb() -> float:
     """This process's peak RSS in MiB (Linux reports KiB; macOS bytes)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = resource.getrusage(_PEAK_OF).ru_maxrss
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 

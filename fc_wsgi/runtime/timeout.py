@@ -2,14 +2,18 @@
 
 Two mechanisms, chosen per call by the thread it arrives on:
 
-- **Main thread** (gunicorn's sync worker): ``setitimer(ITIMER_REAL)`` and a SIGALRM handler
-  that raises :class:`FunctionTimeout` in the call. It costs two system calls, and interrupts
-  Python code and blocking system calls (``sleep``, socket reads, ``select``): the handler's
-  ``finally`` blocks and the app iterable's ``close()`` still run. It cannot interrupt C code
-  that holds the GIL without checking for signals (a long regex, a C extension's loop): the
-  answer then comes when that code returns to Python. If the app installed its own SIGALRM
-  handler before the first call, the other mechanism is used; a handler it installs later
-  replaces ours, and the deadline then runs the app's handler instead of stopping the call.
+- **Main thread** (gunicorn's sync worker): a watchdog thread that, when the deadline passes,
+  signals the main thread (``pthread_kill``, SIGALRM), whose handler raises
+  :class:`FunctionTimeout` in the call. Arming it costs no system call: the call records its
+  deadline and the watchdog, asleep until the deadline it last saw, signals only if that same
+  call is still running (``setitimer`` would cost two system calls per call, which a virtual
+  machine's timer emulation makes ~10 µs). The signal interrupts Python code and blocking
+  system calls (``sleep``, socket reads, ``select``): the handler's ``finally`` blocks and the
+  app iterable's ``close()`` still run. It cannot interrupt C code that holds the GIL without
+  checking for signals (a long regex, a C extension's loop): the answer then comes when that
+  code returns to Python. If the app installed its own SIGALRM handler before the first call,
+  the other mechanism is used; a handler it installs later replaces ours, and the deadline then
+  runs the app's handler instead of stopping the call.
 - **Any other thread** (gthread workers, the async dispatcher's pool): the call runs on a
   runtime-owned daemon thread and the caller waits with a timeout, so the answer leaves on time
   whatever the call does. At the deadline :class:`FunctionTimeout` is also raised
@@ -24,10 +28,13 @@ blocks do not swallow it.
 from __future__ import annotations
 
 import ctypes
+import math
+import os
 import queue
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
@@ -45,42 +52,104 @@ class FunctionTimeout(BaseException):
 
 def run_with_deadline(call: Callable[[], T], timeout_seconds: float) -> T:
     """``call()``, or :class:`FunctionTimeout` once ``timeout_seconds`` have passed."""
-    if threading.get_ident() == threading.main_thread().ident and (_alarm_ready or _use_alarm()):
-        return _run_with_alarm(call, timeout_seconds)
+    if threading.get_ident() == threading.main_thread().ident:
+        watchdog = _watchdog or _start_watchdog()
+        if watchdog is not None:
+            return watchdog.run(call, timeout_seconds)
     return _run_on_runtime_thread(call, timeout_seconds)
 
 
-#: SIGALRM is ours in this process (checked once: ``signal.getsignal`` is slow).
-_alarm_ready = False
+class _Call:
+    """The main thread's call under watch: compared by identity, so each call is its own."""
+
+    __slots__ = ("deadline",)
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
 
 
-def _use_alarm() -> bool:
-    """Install our SIGALRM handler, unless the platform lacks timers or the app has its own."""
-    global _alarm_ready
-    if hasattr(signal, "setitimer") and signal.getsignal(signal.SIGALRM) in (
+class _Watchdog:
+    """Signals the main thread when its call outlives its deadline (one per process)."""
+
+    def __init__(self) -> None:
+        self.running: _Call | None = None  # the main thread's call, set and cleared by it
+        self.expired: _Call | None = None  # the call the watchdog signalled
+        # With nothing running the watchdog sleeps this long: a call starting meanwhile ends
+        # no sooner, so its deadline is never missed.
+        self.shortest_seconds = math.inf
+        self._wake = threading.Event()
+        self._main = threading.main_thread().ident or 0
+        threading.Thread(target=self._watch, name="fc-deadline", daemon=True).start()
+
+    def run(self, call: Callable[[], T], timeout_seconds: float) -> T:
+        if timeout_seconds < self.shortest_seconds:
+            self.shortest_seconds = timeout_seconds
+            self._wake.set()  # it may be asleep for a longer timeout
+        watched = _Call(time.monotonic() + timeout_seconds)
+        previous, self.running = self.running, watched
+        try:
+            try:
+                return call()
+            finally:
+                self.running = previous
+        except FunctionTimeout as timeout:
+            # Also when the signal struck between the call's return and ``running``'s reset:
+            # the deadline had passed.
+            raise FunctionTimeout(timeout.stack) from None
+
+    def _watch(self) -> None:
+        while True:
+            running = self.running
+            now = time.monotonic()
+            if running is None:
+                wait = self.shortest_seconds
+            elif now < running.deadline:
+                wait = running.deadline - now
+            else:
+                self.expired = running
+                signal.pthread_kill(self._main, signal.SIGALRM)
+                wait = self.shortest_seconds  # again, if the call swallows the timeout
+            self._wake.wait(None if wait == math.inf else wait)
+            self._wake.clear()
+
+
+#: This process's watchdog (None until the first call on the main thread, and in a fork).
+_watchdog: _Watchdog | None = None
+#: SIGALRM is not ours: the app had its own handler, or the platform has no pthread_kill.
+_alarm_taken = False
+
+
+def _start_watchdog() -> _Watchdog | None:
+    """Install our SIGALRM handler and start the watchdog, unless the app has its own handler."""
+    global _watchdog, _alarm_taken
+    if _alarm_taken:
+        return None
+    if hasattr(signal, "pthread_kill") and signal.getsignal(signal.SIGALRM) in (
         signal.SIG_DFL,
         _on_alarm,
     ):
         signal.signal(signal.SIGALRM, _on_alarm)
-        _alarm_ready = True
-    return _alarm_ready
+        _watchdog = _Watchdog()
+    else:
+        _alarm_taken = True  # checked once: ``signal.getsignal`` is slow
+    return _watchdog
+
+
+def _forget_watchdog() -> None:
+    """In a forked child (a gunicorn worker): the parent's watchdog thread did not come along."""
+    global _watchdog
+    _watchdog = None
+
+
+os.register_at_fork(after_in_child=_forget_watchdog)
 
 
 def _on_alarm(signum: int, frame: Any) -> None:
-    raise FunctionTimeout("".join(traceback.format_stack(frame)))
-
-
-def _run_with_alarm(call: Callable[[], T], timeout_seconds: float) -> T:
-    try:
-        signal.setitimer(signal.ITIMER_REAL, timeout_seconds)
-        try:
-            return call()
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    except FunctionTimeout as timeout:
-        # Also when the alarm struck between the call's return and the timer's reset: the
-        # deadline had passed.
-        raise FunctionTimeout(timeout.stack) from None
+    watchdog = _watchdog
+    # A signal that arrives after its call ended (or in a call it was not meant for) is void.
+    if watchdog is not None and watchdog.running is not None:
+        if watchdog.running is watchdog.expired:
+            raise FunctionTimeout("".join(traceback.format_stack(frame)))
 
 
 class _Job(Generic[T]):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import logging
+import subprocess
+import sys
 import threading
 
 from support import Recorder, both_sides, make_environ
@@ -66,3 +68,22 @@ def test_tail_result_is_padded_base64_of_the_last_bytes():
 
 def test_billed_duration_is_rounded_up():
     assert logtail.billed_ms(0.0181) == 19 and logtail.billed_ms(0.019) == 19
+
+
+def test_peak_memory_is_the_whole_process_even_when_another_thread_grew_it():
+    # In a fresh interpreter, whose peak is its start-up: this one's depends on earlier tests.
+    code = """if True:
+        import threading
+        from fc_wsgi.runtime import logtail
+        before = logtail.peak_memory_mb()
+        def allocate():
+            block = bytearray(96 * 1024 * 1024)
+            block[::4096] = bytes(len(block[::4096]))  # touch every page: resident
+        thread = threading.Thread(target=allocate)
+        thread.start()
+        thread.join()
+        print(before, logtail.peak_memory_mb())
+    """
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after = map(float, out.stdout.split())
+    assert after >= before + 64

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import time
 
@@ -10,6 +11,7 @@ import pytest
 from support import Recorder, both_sides, make_environ
 
 from fc_wsgi.runtime import recycle
+from fc_wsgi.runtime import timeout as deadlines
 from fc_wsgi.runtime.timeout import FunctionTimeout, run_with_deadline
 
 
@@ -46,6 +48,38 @@ def test_main_thread_deadline_interrupts_a_blocking_call():
         run_with_deadline(lambda: time.sleep(5), 0.2)
     assert time.monotonic() - started < 1
     assert run_with_deadline(lambda: 42, 1) == 42
+
+
+def test_a_shorter_deadline_is_kept_while_the_watchdog_sleeps_for_a_longer_one():
+    assert run_with_deadline(lambda: "quick", 30) == "quick"  # the watchdog now idles 30 s
+    started = time.monotonic()
+    with pytest.raises(FunctionTimeout):
+        run_with_deadline(lambda: time.sleep(5), 0.3)
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_signal_for_a_call_that_already_ended_is_void():
+    assert run_with_deadline(lambda: 1, 1) == 1
+    # The watchdog signalled a call that returned meanwhile: the next call must not be hit.
+    deadlines._watchdog.expired = deadlines._Call(0.0)
+    assert run_with_deadline(lambda: signal.raise_signal(signal.SIGALRM) or "kept", 1) == "kept"
+    signal.raise_signal(signal.SIGALRM)  # and between calls, nothing is raised
+
+
+def test_a_call_that_swallows_its_timeout_is_signalled_again():
+    hits = []
+
+    def stubborn():
+        for _ in range(3):
+            try:
+                time.sleep(5)
+            except FunctionTimeout:
+                hits.append(time.monotonic())
+        return "gave up"
+
+    # Every signal lands after the deadline (0.2 s), one per shortest timeout seen (0.2 s).
+    assert run_with_deadline(stubborn, 0.2) == "gave up"
+    assert len(hits) == 3 and hits[-1] - hits[0] < 2
 
 
 def test_other_thread_deadline_answers_on_time():
