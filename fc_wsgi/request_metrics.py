@@ -4,9 +4,9 @@ The outermost layer when metrics are on (:mod:`fc_wsgi.metrics`), so CORS answer
 errors, async 202s and the app's own answers are all counted: ``fc_wsgi_requests_total`` by
 method, status and FC error code (the code :func:`fc_wsgi.errors.error_response` leaves in the
 environ, ``""`` for an answer that is not FC's error) and ``fc_wsgi_request_duration_seconds``
-observed when the server closes the body, after the last byte went out; both reach the
-metric files at the next flush of :attr:`Metrics.request_tally <fc_wsgi.metrics.Metrics>` (within
-about a second). Off, the layer is not in the stack (:func:`fc_wsgi.factory.make_trigger_app`).
+observed when the server closes the body, after the last byte went out. Both are counted in
+memory (:attr:`fc_wsgi.metrics.Metrics.request_tally`) and reach the metric files within about
+a second. Off, the layer is not in the stack (:func:`fc_wsgi.factory.make_trigger_app`).
 """
 
 from __future__ import annotations
