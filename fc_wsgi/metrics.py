@@ -7,6 +7,10 @@ directory, which one exposition endpoint sums (prometheus_client's multiprocess 
 nothing is imported and each hook below costs one test of a module global; the per-request
 layer (:mod:`fc_wsgi.request_metrics`) is then not in the stack at all.
 
+The per-request counter and duration histogram go through a :class:`~fc_wsgi.metrics_tally.Tally`
+(plain memory, flushed to the files about every second and at exit), so the endpoint shows a
+request up to about a second after it was answered; the other hooks are rare and write at once.
+
 Label values are bounded: ``function`` is one configured name per process, ``method`` one of
 FC's seven (else ``OTHER``), ``status`` three digits, ``code`` an FC error code; never a path,
 a token or a request id. The ground floor: it imports nothing from fc_wsgi above ``common``.
@@ -15,6 +19,7 @@ a token or a request id. The ground floor: it imports nothing from fc_wsgi above
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +27,7 @@ from .common import ALL_METHODS
 
 if TYPE_CHECKING:
     from .config import TriggerConfig
+    from .metrics_tally import Tally
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,8 @@ class Metrics:
     def __init__(self, function: str = DEFAULT_FUNCTION, registry: Any = None) -> None:
         from prometheus_client import REGISTRY, Counter, Histogram
 
+        from .metrics_tally import Tally
+
         registry = REGISTRY if registry is None else registry
         self.function = function
         self.requests = Counter(
@@ -91,18 +99,37 @@ class Metrics:
             "fc_wsgi_auth_refusals", "Requests AuthGate refused, by FC error code.",
             ["function", "code"], registry=registry,
         )  # fmt: skip
-        # Children by (method, status, code): prometheus_client's labels() takes a lock and
-        # builds a key; a dict read is cheaper. The keys are bounded (see the module doc).
+        #: Each request's count and duration, in process memory until a flush (see
+        #: :mod:`fc_wsgi.metrics_tally`): keys are (method, status, FC error code).
+        self.request_tally: Tally[tuple[str, str, str]] = Tally(
+            (*DURATION_BUCKETS_SECONDS, math.inf), self._apply_requests
+        )
+        # Children by label values: prometheus_client's labels() takes a lock and builds a key.
         self._request_children: dict[tuple[str, str, str], Any] = {}
 
-    def count_request(self, method: str, status: str, code: str) -> None:
-        key = (method, status, code)
-        child = self._request_children.get(key)
-        if child is None:
+    def flush(self) -> None:
+        """Write the requests counted so far to the metric files (else done within
+        :data:`~fc_wsgi.metrics_tally.FLUSH_INTERVAL_SECONDS`)."""
+        self.request_tally.flush()
+
+    def _apply_requests(
+        self, counts: dict[tuple[str, str, str], int], buckets: list[int], sum_seconds: float
+    ) -> None:
+        for (method, status, code), n in counts.items():
             label = method if method in _METHODS else "OTHER"
-            child = self.requests.labels(self.function, label, status, code)
-            self._request_children[key] = child
-        child.inc()
+            key = (label, status, code)
+            child = self._request_children.get(key)
+            if child is None:
+                child = self.requests.labels(self.function, label, status, code)
+                self._request_children[key] = child
+            child.inc(n)
+        # A histogram child has no public "add n observations": its per-bucket values
+        # (not cumulative) and its sum, stable since prometheus_client 0.4, guarded by a test.
+        duration = self.duration
+        duration._sum.inc(sum_seconds)
+        for value, n in zip(duration._buckets, buckets, strict=True):
+            if n:
+                value.inc(n)
 
 
 _active: Metrics | None = None
@@ -133,6 +160,12 @@ def label_of(config: TriggerConfig) -> str:
 def active() -> Metrics | None:
     """The metrics :func:`enable` made in this process, if any."""
     return _active
+
+
+def flush() -> None:
+    """Write this process's pending request counts now (gunicorn's ``worker_exit``)."""
+    if _active is not None:
+        _active.flush()
 
 
 def count_auth_refusal(code: str) -> None:

@@ -4,8 +4,9 @@ The outermost layer when metrics are on (:mod:`fc_wsgi.metrics`), so CORS answer
 errors, async 202s and the app's own answers are all counted: ``fc_wsgi_requests_total`` by
 method, status and FC error code (the code :func:`fc_wsgi.errors.error_response` leaves in the
 environ, ``""`` for an answer that is not FC's error) and ``fc_wsgi_request_duration_seconds``
-observed when the server closes the body, after the last byte went out. Off, the layer is not
-in the stack (:func:`fc_wsgi.factory.make_trigger_app`).
+observed when the server closes the body, after the last byte went out. Both are counted in
+memory (:attr:`fc_wsgi.metrics.Metrics.request_tally`) and reach the metric files within about
+a second. Off, the layer is not in the stack (:func:`fc_wsgi.factory.make_trigger_app`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ class RequestMetrics:
 
     def __init__(self, app: WSGIApplication, metrics: Metrics) -> None:
         self.app = app
-        self._count = metrics.count_request
-        self._observe = metrics.duration.observe
+        self._add = metrics.request_tally.add
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         measured = _Measured(self, environ, start_response)
@@ -70,6 +70,8 @@ class _Measured:
             self.done()
 
     def done(self) -> None:
-        meter, environ = self._meter, self._environ
-        meter._count(environ["REQUEST_METHOD"], self._status, environ.get(ERROR_CODE_KEY, ""))
-        meter._observe(time.perf_counter() - self._started)
+        environ = self._environ
+        self._meter._add(
+            (environ["REQUEST_METHOD"], self._status, environ.get(ERROR_CODE_KEY, "")),
+            time.perf_counter() - self._started,
+        )

@@ -33,6 +33,7 @@ from .dispatch import drain_all, start_all
 from .factory import DEFAULT_TRIGGER, make_project_app, make_trigger_app, project_triggers
 from .logs import configure_logging
 from .metrics import MULTIPROC_DIR_ENV, label_of
+from .metrics import flush as flush_metrics
 from .metrics_server import METRICS_BIND_ENV, mark_dead, start_endpoint
 from .runtime import apply_process_environment, recycle, slots
 
@@ -180,7 +181,9 @@ def child_exit(server: Any, worker: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Finish running async tasks, or release their leases, within the graceful timeout."""
+    """Write the worker's last request counts, then finish running async tasks (or release
+    their leases) within the graceful timeout."""
+    flush_metrics()
     drain_all(max(1.0, worker.cfg.graceful_timeout - 1.0))
 
 

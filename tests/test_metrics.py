@@ -64,3 +64,85 @@ def test_hooks_cost_nothing_when_off():
     assert metrics.active() is None
     metrics.count_auth_refusal("InvalidToken")  # no error, nothing recorded
     metrics.count_async_accepted()
+
+
+def test_a_flush_writes_the_histogram_as_observe_would():
+    """The flush adds to a histogram child through its private ``_sum`` and ``_buckets``
+    (prometheus_client has no public "add n observations"): if a release renames them or
+    changes how buckets are stored, this fails, and the pin in pyproject's extra must hold."""
+    prometheus_client = pytest.importorskip("prometheus_client")
+    flushed_registry = prometheus_client.CollectorRegistry()
+    flushed = metrics.Metrics("fn", registry=flushed_registry)
+    child = flushed.duration
+    assert isinstance(child._sum, prometheus_client.values.ValueClass), "Histogram._sum is gone"
+    assert len(child._buckets) == len(metrics.DURATION_BUCKETS_SECONDS) + 1, "_buckets changed"
+    observed_registry = prometheus_client.CollectorRegistry()
+    observed = prometheus_client.Histogram(
+        "fc_wsgi_request_duration_seconds", "", ["function"],
+        buckets=metrics.DURATION_BUCKETS_SECONDS, registry=observed_registry,
+    ).labels("fn")  # fmt: skip
+    seconds = [0.0, 0.0005, 0.0007, 0.001, 0.003, 0.5, 0.75, 29.9, 30.0, 31.0, 1e6]
+    for s in seconds:
+        flushed.request_tally.add(("GET", "200", ""), s)
+        observed.observe(s)
+    flushed.flush()
+
+    def samples(registry):
+        return {
+            (s.name, s.labels.get("le")): s.value
+            for family in registry.collect()
+            if family.name == "fc_wsgi_request_duration_seconds"
+            for s in family.samples
+            if not s.name.endswith("_created")
+        }
+
+    assert samples(flushed_registry) == samples(observed_registry)
+    assert samples(observed_registry)[("fc_wsgi_request_duration_seconds_count", None)] == 11
+
+
+def test_requests_reach_the_files_at_a_flush_and_at_exit(tmp_path):
+    """Multiprocess mode, as served: the counts appear in the files summed by the endpoint
+    after a flush, and what a process counted last is written at its exit."""
+    pytest.importorskip("prometheus_client", reason="the metrics extra is not installed")
+    script = textwrap.dedent(
+        """
+        import sys
+        from fc_wsgi import make_trigger_app, metrics
+        from prometheus_client import CollectorRegistry
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        def hello(environ, start_response):
+            start_response("200 OK", [])
+            return [b"hello"]
+
+        app = make_trigger_app(hello, {"authType": "anonymous", "methods": ["GET"]})
+
+        def get(name, **labels):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            return registry.get_sample_value(name, {"function": "shop", **labels}) or 0.0
+
+        def serve(n, method="GET"):
+            for _ in range(n):
+                body = app({"REQUEST_METHOD": method, "PATH_INFO": "/"}, lambda *a: None)
+                body.close()
+
+        serve(int(sys.argv[1]))
+        serve(1, method="PUT")
+        before = get("fc_wsgi_request_duration_seconds_count")
+        metrics.flush()
+        print(before, get("fc_wsgi_requests_total", method="GET", status="200", code=""),
+              get("fc_wsgi_requests_total", method="PUT", status="403", code="AccessDenied"),
+              get("fc_wsgi_request_duration_seconds_count"),
+              get("fc_wsgi_request_duration_seconds_bucket", le="+Inf"))
+        serve(int(sys.argv[2]))  # left for atexit
+        """
+    )
+    env = {"PATH": "/usr/bin:/bin", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+           "FC_WSGI_FUNCTION": "shop"}  # fmt: skip
+    run = [sys.executable, "-c", script]
+    out = subprocess.run([*run, "7", "5"], capture_output=True, text=True, env=env)
+    assert out.stdout.split() == ["0.0", "7.0", "1.0", "8.0", "8.0"], out.stderr
+    out = subprocess.run([*run, "0", "0"], capture_output=True, text=True, env=env)
+    expected = ["13.0", "12.0", "2.0", "14.0", "14.0"]  # 13: 8 flushed + 5 at exit
+    assert out.stdout.split() == expected, out.stderr

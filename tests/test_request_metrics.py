@@ -1,6 +1,9 @@
-"""RequestMetrics counts and times every answer, closes what it wraps, bounds its labels."""
+"""RequestMetrics counts and times every answer, closes what it wraps, bounds its labels;
+the counts reach prometheus_client at a flush, none lost between threads."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 from support import Recorder, hello_app, make_environ, validated
@@ -35,6 +38,8 @@ def test_answers_are_counted_by_method_status_and_fc_code(registry):
     ok.post("/b", "x")
     refused = validated(RequestMetrics, refusing_app, metrics=metrics)
     refused.get("/c", status=401)
+    assert sample(registry, "fc_wsgi_request_duration_seconds_count") == 0  # until a flush
+    metrics.flush()
     requests = "fc_wsgi_requests_total"
     assert sample(registry, requests, method="GET", status="200", code="") == 3
     assert sample(registry, requests, method="POST", status="200", code="") == 1
@@ -44,9 +49,11 @@ def test_answers_are_counted_by_method_status_and_fc_code(registry):
 
 
 def test_unknown_methods_share_one_label(registry):
-    app = RequestMetrics(hello_app, Metrics("fn", registry=registry))
+    metrics = Metrics("fn", registry=registry)
+    app = RequestMetrics(hello_app, metrics)
     for method in ("BREW", "X1", "X2"):  # (wsgiref's validator warns on unknown methods)
         assert Recorder().run(app, make_environ(REQUEST_METHOD=method)) == b"hello"
+    metrics.flush()
     labels = {
         s.labels["method"]
         for family in registry.collect()
@@ -74,9 +81,11 @@ def test_timed_at_close_and_close_is_forwarded(registry):
     wrapped = RequestMetrics(app, metrics)
     body = wrapped({"REQUEST_METHOD": "GET"}, lambda status, headers, exc_info=None: None)
     assert list(body) == [b"part"]
+    metrics.flush()
     assert sample(registry, "fc_wsgi_request_duration_seconds_count") == 0  # not before close
     body.close()
     assert closed == [True]
+    metrics.flush()
     assert sample(registry, "fc_wsgi_request_duration_seconds_count") == 1
 
 
@@ -87,4 +96,33 @@ def test_an_exception_from_the_stack_is_counted_as_500_and_raised(registry):
     metrics = Metrics("fn", registry=registry)
     with pytest.raises(RuntimeError):
         RequestMetrics(broken, metrics)({"REQUEST_METHOD": "GET"}, lambda *a: None)
+    metrics.flush()
     assert sample(registry, "fc_wsgi_requests_total", method="GET", status="500", code="") == 1
+
+
+def test_no_request_is_lost_between_eight_threads(registry):
+    """gthread workers: 8 threads x 5,000 requests while the flush thread runs, then a last
+    flush; the counter, the histogram's count and its buckets are exact."""
+    metrics = Metrics("fn", registry=registry)
+    app = RequestMetrics(hello_app, metrics)
+    sr = lambda status, headers, exc_info=None: None  # noqa: E731
+
+    def serve(method: str) -> None:
+        environ = {"REQUEST_METHOD": method}
+        for _ in range(5000):
+            body = app(environ, sr)
+            b"".join(body)
+            body.close()
+
+    threads = [threading.Thread(target=serve, args=(("GET", "POST")[i % 2],)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    metrics.flush()
+    requests = "fc_wsgi_requests_total"
+    assert sample(registry, requests, method="GET", status="200", code="") == 20000
+    assert sample(registry, requests, method="POST", status="200", code="") == 20000
+    assert sample(registry, "fc_wsgi_request_duration_seconds_count") == 40000
+    assert sample(registry, "fc_wsgi_request_duration_seconds_bucket", le="+Inf") == 40000
+    assert 0 < sample(registry, "fc_wsgi_request_duration_seconds_sum") < 40000 * 30

@@ -1,10 +1,11 @@
 """What the gateway shows about itself, on a real ``fc-wsgi serve --workers 2``.
 
 A known mix of answers (200, 400 limits, 401 JWT, 403 method, 502, an async 202 retried twice)
-and then the metrics endpoint on its own socket: every counter exact, summed across both
-workers by the multiprocess mode; the histogram counts every request; a flood of random paths
-and methods leaves the label sets bounded. The access log carries each request's id and FC
-error code; ``--log-format json`` ties the app's own records to the request that logged them.
+and then the metrics endpoint on its own socket, polled until the workers' flushes brought the
+totals in: every counter exact, summed across both workers by the multiprocess mode; the
+histogram counts every request; a flood of random paths and methods leaves the label sets
+bounded. The access log carries each request's id and FC error code; ``--log-format json``
+ties the app's own records to the request that logged them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import random
 import string
 import sys
 import time
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -35,6 +37,17 @@ def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+
+
+def scrape_until(url: str, ready: Callable[[dict], bool], what: str) -> dict:
+    """The first scrape that is ``ready``: each worker flushes its request counts about
+    once a second, so the totals arrive a little after the answers."""
+
+    def check() -> dict | None:
+        samples = scrape(url)
+        return samples if ready(samples) else None
+
+    return wait_for(check, SCRAPE_SECONDS, what)
 
 
 def value(samples: dict, name: str, **labels: str) -> float:
@@ -86,14 +99,14 @@ def test_each_counter_is_exact_across_two_workers(jwt_server):
         assert response.status_code == status, (path, response.text)
         ids.add(response.headers["X-Fc-Request-Id"])
 
-    deadline = time.monotonic() + SCRAPE_SECONDS
-    while True:
-        samples = scrape(metrics_url)
-        if value(samples, "fc_wsgi_async_runs_total", outcome="succeeded") or (
-            time.monotonic() > deadline
-        ):
-            break
-        time.sleep(0.2)
+    samples = scrape_until(
+        metrics_url,
+        lambda s: (
+            value(s, "fc_wsgi_async_runs_total", outcome="succeeded") == 1
+            and value(s, "fc_wsgi_request_duration_seconds_count") == len(expected)
+        ),
+        "every request counted and the async task succeeded",
+    )
     requests_total = {
         dict(labels)["status"]: (dict(labels)["method"], dict(labels)["code"], count)
         for (name, labels), count in samples.items()
@@ -137,12 +150,17 @@ def test_each_counter_is_exact_across_two_workers(jwt_server):
         path = "/public/" + "".join(rng.choices(string.ascii_letters, k=12))
         method = rng.choice(["GET", "BREW", "PATCH", "X" + str(rng.randrange(10**6))])
         requests.request(method, server.url + path, timeout=5)
-    samples = scrape(metrics_url)
+    total = len(expected) + 201
+    samples = scrape_until(
+        metrics_url,
+        lambda s: value(s, "fc_wsgi_request_duration_seconds_count") == total,
+        "the flood counted",
+    )
     label_sets = [labels for name, labels in samples if name == "fc_wsgi_requests_total"]
     assert len(label_sets) <= 10, label_sets
     values = {v for labels in label_sets for _, v in labels}
     assert not any("/" in v or len(v) > 32 for v in values), values
-    assert value(samples, "fc_wsgi_request_duration_seconds_count") == len(expected) + 201
+    assert sum(v for (name, _), v in samples.items() if name == "fc_wsgi_requests_total") == total
 
 
 def test_json_lines_carry_the_request_id_of_the_request(serve):
@@ -183,7 +201,11 @@ def test_the_plain_gunicorn_recipe(start_server, tmp_path):
     for path in ("/a", "/b", "/boom"):
         requests.get(server.url + path, timeout=5)
     metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
-    samples = wait_for(lambda: scrape(metrics_url), 10, "the metrics endpoint")
+    samples = scrape_until(
+        metrics_url,
+        lambda s: value(s, "fc_wsgi_request_duration_seconds_count") == 3,
+        "the three requests counted",
+    )
     assert value(samples, "fc_wsgi_requests_total", method="GET", status="200", code="") == 2
     assert value(samples, "fc_wsgi_requests_total", method="GET", status="502",
                  code="UnhandledInvocationError") == 1  # fmt: skip
