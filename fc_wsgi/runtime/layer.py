@@ -185,7 +185,8 @@ class FunctionRuntime:
     def _metrics(self, started: float, tail: list[str] | None) -> list[tuple[str, str]]:
         """``X-Fc-Invocation-Duration``, ``X-Fc-Max-Memory-Usage``, and the tail if asked."""
         duration = time.perf_counter() - started
-        memory = logtail.peak_memory_mb()
+        # The log tail's summary reads it afresh; a bare answer takes one at most 0.1 s old.
+        memory = logtail.recent_peak_memory_mb() if tail is None else logtail.peak_memory_mb()
         headers = [
             ("X-Fc-Invocation-Duration", str(logtail.billed_ms(duration))),
             ("X-Fc-Max-Memory-Usage", f"{memory:.2f}"),

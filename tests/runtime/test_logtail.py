@@ -87,3 +87,24 @@ def test_peak_memory_is_the_whole_process_even_when_another_thread_grew_it():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     before, after = map(float, out.stdout.split())
     assert after >= before + 64
+
+
+def test_answers_reuse_a_peak_reading_for_a_tenth_of_a_second(monkeypatch):
+    readings = []
+    real_getrusage = logtail.resource.getrusage
+
+    def counting_getrusage(who):
+        readings.append(who)
+        return real_getrusage(who)
+
+    clock = [1000.0]
+    monkeypatch.setattr(logtail.resource, "getrusage", counting_getrusage)
+    monkeypatch.setattr(logtail.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(logtail, "_last_peak", (0.0, 0.0))  # read long ago
+    first = logtail.recent_peak_memory_mb()
+    clock[0] += logtail.PEAK_MEMORY_REUSE_SECONDS / 2
+    assert logtail.recent_peak_memory_mb() == first and len(readings) == 1
+    clock[0] += logtail.PEAK_MEMORY_REUSE_SECONDS
+    assert logtail.recent_peak_memory_mb() >= first and len(readings) == 2
+    logtail.peak_memory_mb()  # the log tail's summary and the timeout message read afresh
+    assert len(readings) == 3
