@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -232,7 +231,7 @@ class _Invocation:
         self.app, self.environ, self.slots, self.tail, self.rid = app, environ, slots, tail, rid
         self.status: str | None = None
         self.headers: list[tuple[str, str]] = []
-        self._slot_held = threading.Lock()  # acquired once, by whoever gives the slot back
+        self._slot_held = [True]  # popped once (atomic under the GIL) by whoever gives it back
 
     def run(self) -> Response:
         try:
@@ -244,8 +243,11 @@ class _Invocation:
 
     def release_slot(self) -> None:
         """Give the slot back, once: at the end of the call, or when it timed out."""
-        if self._slot_held.acquire(False):
-            self.slots.release()
+        try:
+            self._slot_held.pop()
+        except IndexError:
+            return
+        self.slots.release()
 
     def _call(self) -> Response:
         tail, rid = self.tail, self.rid

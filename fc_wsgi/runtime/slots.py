@@ -21,6 +21,7 @@ import ctypes
 import logging
 import multiprocessing
 import threading
+import time
 from multiprocessing.sharedctypes import RawArray
 from typing import Any, Protocol
 
@@ -36,26 +37,45 @@ class Slots(Protocol):
 
 
 class LocalSlots:
-    """At most ``capacity`` holders in this process."""
+    """At most ``capacity`` holders in this process.
+
+    The free slots are tokens in a list, whose ``pop`` and ``append`` are atomic under the GIL:
+    taking and giving back a slot takes no lock (the sync path runs on every request); only an
+    async run that waits for a slot sleeps on a condition, which ``release`` then notifies.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._free = capacity
+        self._tokens = [True] * capacity
         self._changed = threading.Condition(threading.Lock())
+        self._waiting = 0
 
     def acquire(self, wait_seconds: float = 0.0) -> bool:
-        with self._changed:
-            if self._free == 0 and not (
-                wait_seconds > 0 and self._changed.wait_for(lambda: self._free > 0, wait_seconds)
-            ):
+        try:
+            return self._tokens.pop()
+        except IndexError:
+            if wait_seconds <= 0:
                 return False
-            self._free -= 1
-            return True
+        deadline = time.monotonic() + wait_seconds
+        with self._changed:
+            self._waiting += 1  # before the next try: a release after it will notify us
+            try:
+                while True:
+                    try:
+                        return self._tokens.pop()
+                    except IndexError:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            return False
+                        self._changed.wait(left)
+            finally:
+                self._waiting -= 1
 
     def release(self) -> None:
-        with self._changed:
-            self._free += 1
-            self._changed.notify()
+        self._tokens.append(True)
+        if self._waiting:
+            with self._changed:
+                self._changed.notify()
 
 
 class SharedSlots:
