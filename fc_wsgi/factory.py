@@ -10,7 +10,9 @@ shielded from them (DESIGN.md, "Request flow"). FunctionRuntime, only with a ``f
 section, sits outside the filter so that its answers and headers are the gateway's, and inside
 the dispatcher so that async runs get the same context and deadline. A layer with nothing to
 do for this config is left out rather than called on every request. With metrics on,
-RequestMetrics wraps the whole stack from outside, so every answer is counted and timed.
+RequestMetrics wraps the whole stack from outside, so every answer is counted and timed; a
+project server's wraps its router, and each function's stack starts with FunctionLabel, so a
+request is counted under the function that served it.
 """
 
 from __future__ import annotations
@@ -55,6 +57,20 @@ def make_trigger_app(
     loaded from the section's code root.
     """
     trigger = DEFAULT_TRIGGER if config is None else load_config(config)
+    label = metrics.label_of(trigger)
+    stack = _trigger_stack(app, trigger, label)
+    measured = _enable_metrics(label)  # None unless metrics are on
+    if measured is not None:
+        from .request_metrics import RequestMetrics
+
+        stack = RequestMetrics(stack, measured.function(label))
+    return stack
+
+
+def _trigger_stack(
+    app: WSGIApplication | str | None, trigger: TriggerConfig, label: str
+) -> WSGIApplication:
+    """The trigger's layers around its app; ``label``: its async metrics' ``function``."""
     wsgi_app = _app(app, trigger)
     profile = trigger.profile
     limits = trigger.limits
@@ -75,6 +91,7 @@ def make_trigger_app(
         max_queued_tasks=async_.max_queued_tasks,
         retention_seconds=async_.retention_seconds,
         lease_seconds=async_.lease_seconds,
+        metrics_label=label,
     )
     disabled = trigger.disable_url_internet and trigger.default_domain
     if trigger.auth_type != "anonymous" or disabled:
@@ -114,15 +131,15 @@ def make_trigger_app(
         )
     if log_format() == "json":  # each record carries the id of the request that logged it
         stack = RequestLogContext(stack, profile=profile)
+    return stack
+
+
+def _enable_metrics(label: str) -> metrics.Metrics | None:
+    """The process's metrics (``label``: its default ``function``), None when off."""
     try:
-        measured = metrics.enable(metrics.label_of(trigger))  # None unless metrics are on
+        return metrics.enable(label)
     except ImportError as exc:
         raise ConfigError(str(exc)) from None
-    if measured is not None:
-        from .request_metrics import RequestMetrics
-
-        stack = RequestMetrics(stack, measured)
-    return stack
 
 
 #: Where a project's functions keep their async journals, beside its s.yaml: one per function.
@@ -142,6 +159,8 @@ def make_project_app(
     runs its own handler from its own code folder with its own variables and
     ``function`` settings, and keeps its async tasks in its own journal,
     ``.fc-wsgi/<function>.sqlite3`` beside the s.yaml (``<service>/<function>`` for FC 2.0).
+    With metrics on, each function's are labelled with its key, and the router's own answers
+    (no such function, route or domain) with ``--function-label`` or the project's name.
     """
     from .project import Router, load_project
 
@@ -150,11 +169,23 @@ def make_project_app(
     if names:
         loaded = loaded.only(names)
     journals = loaded.file.parent / PROJECT_JOURNALS
-    try:  # one process serves every function: its metrics carry the project's name
-        metrics.enable(os.environ.get(metrics.FUNCTION_ENV) or loaded.name)
-    except ImportError as exc:
-        raise ConfigError(str(exc)) from None
-    return Router(loaded, lambda endpoint: make_trigger_app(None, _mapping(endpoint, journals)))
+    measured = _enable_metrics(os.environ.get(metrics.FUNCTION_ENV) or loaded.name)
+
+    def build(endpoint: Endpoint) -> WSGIApplication:
+        key = endpoint.function.key
+        stack = _trigger_stack(None, load_config(_mapping(endpoint, journals)), key)
+        if measured is None:
+            return stack
+        from .request_metrics import FunctionLabel
+
+        return FunctionLabel(stack, measured.function(key))
+
+    router = Router(loaded, build)
+    if measured is None:
+        return router
+    from .request_metrics import RequestMetrics
+
+    return RequestMetrics(router, measured.default)
 
 
 def project_triggers(project: Project) -> dict[str, TriggerConfig]:

@@ -11,9 +11,12 @@ The per-request counter and duration histogram go through a :class:`~fc_wsgi.met
 (plain memory, flushed to the files about every second and at exit), so the endpoint shows a
 request up to about a second after it was answered; the other hooks are rare and write at once.
 
-Label values are bounded: ``function`` is one configured name per process, ``method`` one of
-FC's seven (else ``OTHER``), ``status`` three digits, ``code`` an FC error code; never a path,
-a token or a request id. The ground floor: it imports nothing from fc_wsgi above ``common``.
+Label values are bounded: ``function`` is a configured name (one per process for a trigger,
+each function's key in a project server, :class:`FunctionMetrics`), ``method`` one of FC's
+seven (else ``OTHER``), ``status`` three digits, ``code`` an FC error code; never a path, a
+token or a request id. A request's function is found in its environ (:data:`FUNCTION_KEY`),
+an async run's from the dispatcher that runs it. The ground floor: it imports nothing from
+fc_wsgi above ``common``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .common import ALL_METHODS
@@ -33,9 +37,12 @@ log = logging.getLogger(__name__)
 
 #: prometheus_client's own switch for its multiprocess mode: the directory of the value files.
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
-#: The ``function`` label of this process's metrics (``--function-label``).
+#: The ``function`` label of a trigger's metrics (``--function-label``).
 FUNCTION_ENV = "FC_WSGI_FUNCTION"
 DEFAULT_FUNCTION = "default"
+#: The environ key of the :class:`FunctionMetrics` a request is counted in
+#: (:mod:`fc_wsgi.request_metrics` sets it).
+FUNCTION_KEY = "fc_wsgi.metrics"
 #: What to install when metrics are asked for and prometheus_client is missing.
 METRICS_EXTRA = "pip install 'fc-wsgi[metrics]'"
 
@@ -61,15 +68,13 @@ _METHODS = frozenset(ALL_METHODS)
 
 
 class Metrics:
-    """The metric families, with the ``function`` label bound once for this process."""
+    """The metric families of this process, and one :class:`FunctionMetrics` per ``function``
+    label (:meth:`function`); ``default`` is the label of whatever names no function."""
 
     def __init__(self, function: str = DEFAULT_FUNCTION, registry: Any = None) -> None:
         from prometheus_client import REGISTRY, Counter, Histogram
 
-        from .metrics_tally import Tally
-
         registry = REGISTRY if registry is None else registry
-        self.function = function
         self.requests = Counter(
             "fc_wsgi_requests", "HTTP requests answered, by FC error code ('' when none).",
             ["function", "method", "status", "code"], registry=registry,
@@ -78,11 +83,11 @@ class Metrics:
             "fc_wsgi_request_duration_seconds",
             "From the first layer in to the last byte out.",
             ["function"], buckets=DURATION_BUCKETS_SECONDS, registry=registry,
-        ).labels(function)  # fmt: skip
+        )  # fmt: skip
         self.async_accepted = Counter(
             "fc_wsgi_async_accepted", "Async requests stored and answered 202.",
             ["function"], registry=registry,
-        ).labels(function)  # fmt: skip
+        )  # fmt: skip
         self.async_runs = Counter(
             "fc_wsgi_async_runs", "Async runs (and claims that finished a task) by outcome.",
             ["function", "outcome"], registry=registry,
@@ -90,7 +95,7 @@ class Metrics:
         self.async_lateness = Histogram(
             "fc_wsgi_async_start_lateness_seconds", "An async run's start minus its due time.",
             ["function"], buckets=LATENESS_BUCKETS_SECONDS, registry=registry,
-        ).labels(function)  # fmt: skip
+        )  # fmt: skip
         self.jwks_fetches = Counter(
             "fc_wsgi_jwks_fetches", "JWKS URL fetches by outcome (success, failure).",
             ["outcome"], registry=registry,
@@ -99,6 +104,34 @@ class Metrics:
             "fc_wsgi_auth_refusals", "Requests AuthGate refused, by FC error code.",
             ["function", "code"], registry=registry,
         )  # fmt: skip
+        self._functions: dict[str, FunctionMetrics] = {}
+        self.default = self.function(function)
+
+    def function(self, name: str) -> FunctionMetrics:
+        """The metrics of the function labelled ``name``, made on first use."""
+        found = self._functions.get(name)
+        if found is None:  # two threads may both make one: the first stored wins
+            found = self._functions.setdefault(name, FunctionMetrics(self, name))
+        return found
+
+    def flush(self) -> None:
+        """Write the requests counted so far to the metric files (else done within
+        :data:`~fc_wsgi.metrics_tally.FLUSH_INTERVAL_SECONDS`)."""
+        for function in list(self._functions.values()):
+            function.request_tally.flush()
+
+
+class FunctionMetrics:
+    """One ``function`` label's children of the families, and the tally of its requests."""
+
+    def __init__(self, families: Metrics, name: str) -> None:
+        from .metrics_tally import Tally
+
+        self.name = name
+        self._families = families
+        self.duration = families.duration.labels(name)
+        self.async_accepted = families.async_accepted.labels(name)
+        self.async_lateness = families.async_lateness.labels(name)
         #: Each request's count and duration, in process memory until a flush (see
         #: :mod:`fc_wsgi.metrics_tally`): keys are (method, status, FC error code).
         self.request_tally: Tally[tuple[str, str, str]] = Tally(
@@ -107,10 +140,11 @@ class Metrics:
         # Children by label values: prometheus_client's labels() takes a lock and builds a key.
         self._request_children: dict[tuple[str, str, str], Any] = {}
 
-    def flush(self) -> None:
-        """Write the requests counted so far to the metric files (else done within
-        :data:`~fc_wsgi.metrics_tally.FLUSH_INTERVAL_SECONDS`)."""
-        self.request_tally.flush()
+    def count_auth_refusal(self, code: str) -> None:
+        self._families.auth_refusals.labels(self.name, code).inc()
+
+    def count_async_run(self, outcome: str) -> None:
+        self._families.async_runs.labels(self.name, outcome).inc()
 
     def _apply_requests(
         self, counts: dict[tuple[str, str, str], int], buckets: list[int], sum_seconds: float
@@ -120,7 +154,7 @@ class Metrics:
             key = (label, status, code)
             child = self._request_children.get(key)
             if child is None:
-                child = self.requests.labels(self.function, label, status, code)
+                child = self._families.requests.labels(self.name, label, status, code)
                 self._request_children[key] = child
             child.inc(n)
         # A histogram child has no public "add n observations": its per-bucket values
@@ -168,9 +202,19 @@ def flush() -> None:
         _active.flush()
 
 
-def count_auth_refusal(code: str) -> None:
+def _function(name: str | None) -> FunctionMetrics | None:
+    """The metrics of the function labelled ``name`` (None: the process's default), if on."""
+    if _active is None:
+        return None
+    return _active.default if name is None else _active.function(name)
+
+
+def count_auth_refusal(code: str, environ: Mapping[str, Any] | None = None) -> None:
+    """A request refused by AuthGate: counted for the function the request's ``environ``
+    names (:data:`FUNCTION_KEY`), else the process's default."""
     if _active is not None:
-        _active.auth_refusals.labels(_active.function, code).inc()
+        function = environ.get(FUNCTION_KEY) if environ is not None else None
+        (function or _active.default).count_auth_refusal(code)
 
 
 def count_jwks_fetch(ok: bool) -> None:
@@ -178,20 +222,25 @@ def count_jwks_fetch(ok: bool) -> None:
         _active.jwks_fetches.labels("success" if ok else "failure").inc()
 
 
-def count_async_accepted() -> None:
-    if _active is not None:
-        _active.async_accepted.inc()
+def count_async_accepted(function: str | None = None) -> None:
+    measured = _function(function)
+    if measured is not None:
+        measured.async_accepted.inc()
 
 
-def count_async_run(state: str | None, *, timed_out: bool = False) -> None:
+def count_async_run(
+    state: str | None, *, timed_out: bool = False, function: str | None = None
+) -> None:
     """A run recorded ``state`` (None: its lease was lost), or a claim finished the task;
     a failed run that hit the function's timeout counts as ``timeout``."""
-    if _active is not None:
+    measured = _function(function)
+    if measured is not None:
         failed = state in ("Retrying", "Failed")
         outcome = "timeout" if timed_out and failed else RUN_OUTCOMES.get(state, "other")
-        _active.async_runs.labels(_active.function, outcome).inc()
+        measured.count_async_run(outcome)
 
 
-def observe_start_lateness(seconds: float) -> None:
-    if _active is not None:
-        _active.async_lateness.observe(max(0.0, seconds))
+def observe_start_lateness(seconds: float, function: str | None = None) -> None:
+    measured = _function(function)
+    if measured is not None:
+        measured.async_lateness.observe(max(0.0, seconds))

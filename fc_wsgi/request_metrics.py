@@ -5,8 +5,14 @@ errors, async 202s and the app's own answers are all counted: ``fc_wsgi_requests
 method, status and FC error code (the code :func:`fc_wsgi.errors.error_response` leaves in the
 environ, ``""`` for an answer that is not FC's error) and ``fc_wsgi_request_duration_seconds``
 observed when the server closes the body, after the last byte went out. Both are counted in
-memory (:attr:`fc_wsgi.metrics.Metrics.request_tally`) and reach the metric files within about
-a second. Off, the layer is not in the stack (:func:`fc_wsgi.factory.make_trigger_app`).
+memory (:attr:`fc_wsgi.metrics.FunctionMetrics.request_tally`) and reach the metric files within
+about a second. Off, the layer is not in the stack (:func:`fc_wsgi.factory.make_trigger_app`).
+
+The request is counted for the function that served it: the layer puts its
+:class:`~fc_wsgi.metrics.FunctionMetrics` in the environ (:data:`~fc_wsgi.metrics.FUNCTION_KEY`,
+also read by the auth hook) and counts in whichever the environ holds when the request ends.
+A project server measures at its router, under the label of the router's own answers, and
+each function's stack starts with :class:`FunctionLabel`, which puts its own there instead.
 """
 
 from __future__ import annotations
@@ -17,22 +23,25 @@ from typing import TYPE_CHECKING, Any
 
 from ._wsgi import close_iterable
 from .errors import ERROR_CODE_KEY
+from .metrics import FUNCTION_KEY
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-    from .metrics import Metrics
+    from .metrics import FunctionMetrics
 
 
 class RequestMetrics:
-    """Count and time each request in ``metrics`` (one instance per process)."""
+    """Count and time each request, in ``function``'s metrics unless an inner
+    :class:`FunctionLabel` names another."""
 
-    def __init__(self, app: WSGIApplication, metrics: Metrics) -> None:
+    def __init__(self, app: WSGIApplication, function: FunctionMetrics) -> None:
         self.app = app
-        self._add = metrics.request_tally.add
+        self.function = function
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        measured = _Measured(self, environ, start_response)
+        environ[FUNCTION_KEY] = self.function
+        measured = _Measured(environ, start_response)
         try:
             measured.body = self.app(environ, measured.start_response)
         except BaseException:
@@ -41,17 +50,28 @@ class RequestMetrics:
         return measured
 
 
+class FunctionLabel:
+    """Count the requests that reach ``app`` in ``function``'s metrics (a project's function
+    stack, under the router's :class:`RequestMetrics`)."""
+
+    def __init__(self, app: WSGIApplication, function: FunctionMetrics) -> None:
+        self.app = app
+        self.function = function
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        environ[FUNCTION_KEY] = self.function
+        return self.app(environ, start_response)
+
+
 class _Measured:
     """One request: notes the status as the response starts, passes the app's iterable
     through, and counts and times the request when the server closes it (one object per
     request, not a closure and a wrapper)."""
 
-    __slots__ = ("_meter", "_environ", "_start_response", "_started", "_status", "body")
+    __slots__ = ("_environ", "_start_response", "_started", "_status", "body")
 
-    def __init__(
-        self, meter: RequestMetrics, environ: WSGIEnvironment, start_response: StartResponse
-    ) -> None:
-        self._meter, self._environ, self._start_response = meter, environ, start_response
+    def __init__(self, environ: WSGIEnvironment, start_response: StartResponse) -> None:
+        self._environ, self._start_response = environ, start_response
         self._started = time.perf_counter()
         self._status = "500"  # an exception before any response
         self.body: Iterable[bytes] = ()
@@ -71,7 +91,7 @@ class _Measured:
 
     def done(self) -> None:
         environ = self._environ
-        self._meter._add(
+        environ[FUNCTION_KEY].request_tally.add(
             (environ["REQUEST_METHOD"], self._status, environ.get(ERROR_CODE_KEY, "")),
             time.perf_counter() - self._started,
         )

@@ -73,7 +73,7 @@ def test_a_flush_writes_the_histogram_as_observe_would():
     prometheus_client = pytest.importorskip("prometheus_client")
     flushed_registry = prometheus_client.CollectorRegistry()
     flushed = metrics.Metrics("fn", registry=flushed_registry)
-    child = flushed.duration
+    child = flushed.default.duration
     assert isinstance(child._sum, prometheus_client.values.ValueClass), "Histogram._sum is gone"
     assert len(child._buckets) == len(metrics.DURATION_BUCKETS_SECONDS) + 1, "_buckets changed"
     observed_registry = prometheus_client.CollectorRegistry()
@@ -83,7 +83,7 @@ def test_a_flush_writes_the_histogram_as_observe_would():
     ).labels("fn")  # fmt: skip
     seconds = [0.0, 0.0005, 0.0007, 0.001, 0.003, 0.5, 0.75, 29.9, 30.0, 31.0, 1e6]
     for s in seconds:
-        flushed.request_tally.add(("GET", "200", ""), s)
+        flushed.default.request_tally.add(("GET", "200", ""), s)
         observed.observe(s)
     flushed.flush()
 
@@ -146,3 +146,48 @@ def test_requests_reach_the_files_at_a_flush_and_at_exit(tmp_path):
     out = subprocess.run([*run, "0", "0"], capture_output=True, text=True, env=env)
     expected = ["13.0", "12.0", "2.0", "14.0", "14.0"]  # 13: 8 flushed + 5 at exit
     assert out.stdout.split() == expected, out.stderr
+
+
+def test_each_function_label_has_its_own_children_and_tally(monkeypatch):
+    """A project server: one :class:`FunctionMetrics` per label, cached; the hooks count in
+    the one the environ (requests) or the label (async runs) names, else the default."""
+    prometheus_client = pytest.importorskip("prometheus_client")
+    registry = prometheus_client.CollectorRegistry()
+    measured = metrics.Metrics("shop", registry=registry)
+    a, b = measured.function("a"), measured.function("b")
+    assert measured.function("a") is a and measured.function("shop") is measured.default
+    assert a.request_tally is not b.request_tally
+    monkeypatch.setattr(metrics, "_active", measured)
+
+    metrics.count_auth_refusal("InvalidToken", {metrics.FUNCTION_KEY: a})
+    metrics.count_auth_refusal("InvalidToken", {})  # no function named: the default
+    metrics.count_auth_refusal("AccessDenied")
+    metrics.count_async_accepted("a")
+    metrics.count_async_accepted()
+    metrics.count_async_run("Succeeded", function="b")
+    metrics.count_async_run("Failed", timed_out=True, function="b")
+    metrics.observe_start_lateness(0.2, "b")
+    a.request_tally.add(("GET", "200", ""), 0.001)
+    for _ in range(2):
+        b.request_tally.add(("POST", "202", ""), 0.001)
+    measured.flush()
+
+    def get(name: str, function: str, **labels: str) -> float:
+        return registry.get_sample_value(name, {"function": function, **labels}) or 0.0
+
+    refusals = "fc_wsgi_auth_refusals_total"
+    assert get(refusals, "a", code="InvalidToken") == 1
+    assert get(refusals, "shop", code="InvalidToken") == 1
+    assert get(refusals, "shop", code="AccessDenied") == 1
+    assert get("fc_wsgi_async_accepted_total", "a") == 1
+    assert get("fc_wsgi_async_accepted_total", "shop") == 1
+    assert get("fc_wsgi_async_runs_total", "b", outcome="succeeded") == 1
+    assert get("fc_wsgi_async_runs_total", "b", outcome="timeout") == 1
+    assert get("fc_wsgi_async_start_lateness_seconds_count", "b") == 1
+    assert get("fc_wsgi_async_start_lateness_seconds_count", "shop") == 0
+    requests = "fc_wsgi_requests_total"
+    assert get(requests, "a", method="GET", status="200", code="") == 1
+    assert get(requests, "b", method="POST", status="202", code="") == 2
+    assert get("fc_wsgi_request_duration_seconds_count", "a") == 1
+    assert get("fc_wsgi_request_duration_seconds_count", "b") == 2
+    assert get("fc_wsgi_request_duration_seconds_count", "shop") == 0

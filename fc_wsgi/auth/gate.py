@@ -82,14 +82,14 @@ class AuthGate:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         if self.disable_url_internet:
             error = AccessDenied(URL_DISABLED_MESSAGE)
-            metrics.count_auth_refusal(error.code)
+            metrics.count_auth_refusal(error.code, environ)
             return error_response(error, environ, start_response, self.profile)
         check = self._check
         if check is not None and not _is_preflight(environ):
             try:
                 check(environ)
             except FcError as error:
-                metrics.count_auth_refusal(error.code)
+                metrics.count_auth_refusal(error.code, environ)
                 return error_response(error, environ, start_response, self.profile)
         return self.app(environ, start_response)
 

@@ -143,6 +143,7 @@ class AsyncDispatcher:
         lease_seconds: float = LEASE_SECONDS,
         retry_base_seconds: float = RETRY_BASE_SECONDS,
         rescan_interval_seconds: float = RESCAN_INTERVAL_SECONDS,
+        metrics_label: str | None = None,
     ) -> None:
         if workers < 1:
             raise ValueError(f"workers must be at least 1, got {workers}")
@@ -173,6 +174,8 @@ class AsyncDispatcher:
         self.retention_seconds = retention_seconds
         self._clock = clock
         self._task_id_headers = _TASK_ID_HEADERS[profile]
+        # The ``function`` label of this dispatcher's async metrics (None: the process's).
+        self._metrics_label = metrics_label
         # Only a journal's tasks run here; Dramatiq's run in `fc-wsgi worker`.
         self._executor: LocalExecutor | None = None
         if isinstance(self.journal, Journal) and self.journal.runs_locally:
@@ -188,6 +191,7 @@ class AsyncDispatcher:
                 lease_seconds=lease_seconds,
                 rescan_interval_seconds=rescan_interval_seconds,
                 clock=clock,
+                metrics_label=metrics_label,
             )
         _LIVE.add(self)
 
@@ -238,7 +242,7 @@ class AsyncDispatcher:
         if refusal is not None:
             return error_response(refusal, environ, start_response, profile)
         log.debug("request %s: async task %s accepted, due in %d s", rid, task_id, delay)
-        metrics.count_async_accepted()
+        metrics.count_async_accepted(self._metrics_label)
         self._schedule(task_id, now + delay)
         start_response("202 Accepted", [*_ACCEPTED_HEADERS, ("X-Fc-Request-Id", rid), *echo])
         return []

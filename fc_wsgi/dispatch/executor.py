@@ -75,8 +75,10 @@ class LocalExecutor:
         lease_seconds: float,
         rescan_interval_seconds: float,
         clock: Clock,
+        metrics_label: str | None = None,
     ) -> None:
         self.app, self.journal, self.workers = app, journal, workers
+        self._metrics_label = metrics_label  # the runs' function label (None: the process's)
         self._policy = policy
         self._destinations = destinations
         self._fail_on_5xx = fail_on_5xx
@@ -227,10 +229,10 @@ class LocalExecutor:
         if task is None:  # not due any more: another process took it, or it was retried
             return
         if task.state != RUNNING:
-            self._notify(task, claimed_condition(task), None)
+            self._notify(task, claimed_condition(task, function=self._metrics_label), None)
             return
         self._running[task.id] = owner
-        metrics.observe_start_lateness((task.started or task.due) - task.due)
+        metrics.observe_start_lateness((task.started or task.due) - task.due, self._metrics_label)
         try:
             outcome = run_task(self.app, task, fail_on_5xx=self._fail_on_5xx)
         finally:
@@ -258,7 +260,10 @@ class LocalExecutor:
             return
         if written == RETRYING and due is not None:
             self.push(task.id, due)
-        self._notify(task, recorded_condition(task, written, outcome, backoff), outcome)
+        condition = recorded_condition(
+            task, written, outcome, backoff, function=self._metrics_label
+        )
+        self._notify(task, condition, outcome)
 
     def _notify(self, task: TaskRecord, condition: str | None, outcome: Outcome | None) -> None:
         destination = None if condition is None else self._destinations.target_for(condition)

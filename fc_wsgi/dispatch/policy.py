@@ -47,10 +47,11 @@ class RetryPolicy:
         return FAILED, None
 
 
-def claimed_condition(task: TaskRecord) -> str | None:
+def claimed_condition(task: TaskRecord, *, function: str | None = None) -> str | None:
     """For a claim that finished ``task`` instead of running it (too old, its workers died
-    too often, stopped): log why, and name the destination condition to deliver, if any."""
-    metrics.count_async_run(task.state)
+    too often, stopped): log why, and name the destination condition to deliver, if any.
+    ``function``: the metrics label of the run (None: the process's)."""
+    metrics.count_async_run(task.state, function=function)
     if task.state == EXPIRED:
         log.warning("request %s: async task %s expired, not run", task.request_id, task.id)
         return EVENT_AGE_EXCEEDED
@@ -62,11 +63,17 @@ def claimed_condition(task: TaskRecord) -> str | None:
 
 
 def recorded_condition(
-    task: TaskRecord, written: str | None, outcome: Outcome, backoff: float | None
+    task: TaskRecord,
+    written: str | None,
+    outcome: Outcome,
+    backoff: float | None,
+    *,
+    function: str | None = None,
 ) -> str | None:
     """Log what the store recorded for a run (``written``: None when the lease was lost), and
-    name the destination condition to deliver, if any. Stopped tasks deliver nothing."""
-    metrics.count_async_run(written, timed_out=outcome.timed_out)
+    name the destination condition to deliver, if any. Stopped tasks deliver nothing.
+    ``function``: the metrics label of the run (None: the process's)."""
+    metrics.count_async_run(written, timed_out=outcome.timed_out, function=function)
     rid = task.request_id
     if written is None:
         log.warning("request %s: async task %s lost its lease; result dropped", rid, task.id)

@@ -5,21 +5,25 @@ and then the metrics endpoint on its own socket, polled until the workers' flush
 totals in: every counter exact, summed across both workers by the multiprocess mode; the
 histogram counts every request; a flood of random paths and methods leaves the label sets
 bounded. The access log carries each request's id and FC error code; ``--log-format json``
-ties the app's own records to the request that logged them.
+ties the app's own records to the request that logged them. A project server counts each
+request under the function that served it, and only the router's own answers under its name.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
 import string
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import requests
-from support import free_port, wait_for
+import yaml
+from support import free_port, http_request, wait_for
 from test_auth import JwksServer, rsa_jwk, token
 
 pytest.importorskip("prometheus_client", reason="the metrics extra is not installed")
@@ -27,6 +31,7 @@ pytest.importorskip("prometheus_client", reason="the metrics extra is not instal
 from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
 
 SCRAPE_SECONDS = 15
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -210,3 +215,90 @@ def test_the_plain_gunicorn_recipe(start_server, tmp_path):
     assert value(samples, "fc_wsgi_requests_total", method="GET", status="502",
                  code="UnhandledInvocationError") == 1  # fmt: skip
     assert "code=UnhandledInvocationError" in server.output()  # the access-log format
+
+
+def test_a_project_labels_each_request_with_its_function(start_server, tmp_path):
+    """examples/project (hello, notes) with ``--workers 2``: each function's requests, FC
+    errors, auth refusals and async run under its own key; the router's own 404s under the
+    project's name, and nothing else. The copy's notes trigger sets ``disableURLInternet``
+    so that AuthGate refuses notes on FC's default endpoint (its custom domain still serves)."""
+    project = tmp_path / "project"
+    shutil.copytree(ROOT / "examples/project", project)
+    spec = yaml.safe_load((project / "s.yaml").read_text())
+    notes_trigger = spec["resources"]["notes"]["props"]["triggers"][0]
+    notes_trigger["triggerConfig"] = {
+        "authType": "anonymous", "methods": ["GET", "POST"], "disableURLInternet": True,
+    }  # fmt: skip
+    (project / "s.yaml").write_text(yaml.safe_dump(spec))
+    metrics_port = free_port()
+    server = start_server([
+        sys.executable, "-m", "fc_wsgi", "serve", str(project / "s.yaml"),
+        "--bind", "127.0.0.1:{port}", "--workers", "2",
+        "--metrics-bind", f"127.0.0.1:{metrics_port}",
+    ])  # fmt: skip
+    sent = [  # method, path, Host, extra headers, status
+        *[("GET", "/hello", "www.example.com", {}, 200)] * 3,
+        ("GET", "/2023-03-30/proxy/hello/", "fc.test", {}, 200),
+        ("PUT", "/hello", "www.example.com", {}, 403),  # not in the trigger's methods
+        *[("GET", "/notes/1", "www.example.com", {}, 200)] * 2,
+        *[("GET", "/2023-03-30/proxy/notes/notes/1", "fc.test", {}, 403)] * 2,
+        ("POST", "/v1/3", "www.example.com", {"X-Fc-Invocation-Type": "Async"}, 202),
+        ("POST", "/notes/2", "www.example.com", {}, 404),  # no route: the router answers
+        ("GET", "/2023-03-30/proxy/nope/", "fc.test", {}, 404),  # no function: the router
+    ]
+    for method, path, host, headers, status in sent:
+        got, _, body = http_request(server.port, method, path, headers={"Host": host, **headers})
+        assert got == status, (method, path, body)
+
+    def count(samples: dict, name: str, function: str, **labels: str) -> float:
+        return samples.get((name, tuple(sorted({"function": function, **labels}.items()))), 0.0)
+
+    def durations(samples: dict) -> dict[str, float]:
+        return {
+            dict(labels)["function"]: n
+            for (name, labels), n in samples.items()
+            if name == "fc_wsgi_request_duration_seconds_count" and n
+        }
+
+    samples = scrape_until(
+        f"http://127.0.0.1:{metrics_port}/metrics",
+        lambda s: (
+            count(s, "fc_wsgi_async_runs_total", "notes", outcome="succeeded") == 1
+            and sum(durations(s).values()) == len(sent)
+        ),
+        "every request counted and the notes task run",
+    )
+    requests_total = {
+        tuple(dict(labels)[k] for k in ("function", "method", "status", "code")): n
+        for (name, labels), n in samples.items()
+        if name == "fc_wsgi_requests_total"
+    }
+    project_name = "fc-wsgi-example"
+    assert requests_total == {
+        ("hello", "GET", "200", ""): 4,
+        ("hello", "PUT", "403", "AccessDenied"): 1,
+        ("notes", "GET", "200", ""): 2,
+        ("notes", "GET", "403", "AccessDenied"): 2,
+        ("notes", "POST", "202", ""): 1,
+        (project_name, "POST", "404", "DomainRouteNotFound"): 1,
+        (project_name, "GET", "404", "FunctionNotFound"): 1,
+    }
+    assert durations(samples) == {"hello": 5, "notes": 5, project_name: 2}
+    refusals = {
+        (dict(labels)["function"], dict(labels)["code"]): n
+        for (name, labels), n in samples.items()
+        if name == "fc_wsgi_auth_refusals_total"
+    }
+    assert refusals == {("notes", "AccessDenied"): 2}
+    for function, accepted, runs in (("notes", 1, 1), ("hello", 0, 0), (project_name, 0, 0)):
+        assert count(samples, "fc_wsgi_async_accepted_total", function) == accepted
+        assert count(samples, "fc_wsgi_async_start_lateness_seconds_count", function) == runs
+    runs_total = {
+        (dict(labels)["function"], dict(labels)["outcome"]): n
+        for (name, labels), n in samples.items()
+        if name == "fc_wsgi_async_runs_total"
+    }
+    assert runs_total == {("notes", "succeeded"): 1}
+    # The task gauge reads each function's journal under the same label.
+    assert count(samples, "fc_wsgi_async_tasks", "notes", state="Succeeded") == 1
+    assert count(samples, "fc_wsgi_async_tasks", "hello", state="Succeeded") == 0
