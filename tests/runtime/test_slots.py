@@ -17,6 +17,28 @@ def test_local_slots_cap_and_wait():
     assert not slots.acquire(wait_seconds=0.05)
 
 
+def test_local_slots_never_go_over_the_cap_under_threads():
+    slots, holders, peak, lock = LocalSlots(3), [0], [0], threading.Lock()
+
+    def work():
+        for _ in range(2000):
+            if slots.acquire(wait_seconds=0.5 if _ % 7 == 0 else 0.0):
+                with lock:
+                    holders[0] += 1
+                    peak[0] = max(peak[0], holders[0])
+                with lock:
+                    holders[0] -= 1
+                slots.release()
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert peak[0] <= 3 and holders[0] == 0
+    assert [slots.acquire() for _ in range(4)] == [True, True, True, False]  # none leaked
+
+
 def _hold(slots: SharedSlots, row: int, count: int, ready, results) -> None:
     slots.bind_row(row)
     results.put(sum(slots.acquire() for _ in range(count)))
