@@ -92,7 +92,7 @@ def test_dev_reloads_when_a_code_file_or_the_s_yaml_changes(start_server, tmp_pa
         def check():
             try:
                 return request(server, "GET", "/hello")[2].startswith(prefix)
-            except OSError:  # the dev server is restarting
+            except (OSError, http.client.HTTPException):  # the dev server is restarting
                 return False
 
         return check
