@@ -143,8 +143,9 @@ def acs3_canonical_request(
     payload_hash: bytes,
 ) -> bytes:
     """CanonicalRequest; ``headers`` are ``(name, canonical value)`` in SignedHeaders order."""
-    canonical_headers = b"".join(name + b":" + value + b"\n" for name, value in headers)
-    return b"\n".join((method, uri, query, canonical_headers, signed_headers, payload_hash))
+    # One join: each "name:value" line, then the empty line that ends CanonicalHeaders.
+    lines = [method, uri, query, *map(b":".join, headers), b"", signed_headers, payload_hash]
+    return b"\n".join(lines)
 
 
 def acs3_signature(secret: bytes, canonical_request: bytes) -> bytes:
