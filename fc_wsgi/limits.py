@@ -222,12 +222,18 @@ class LengthInput:
             size = left
         if size == 0:
             return b""
-        data = self._call(self._stream.read, size)
-        while len(data) < size:
-            more = self._call(self._stream.read, size - len(data))
-            if not more:
-                raise self._ended(len(data))
-            data += more
+        read = self._stream.read
+        try:  # inline rather than _call: one frame less on every body read
+            data = read(size)
+            while len(data) < size:
+                more = read(size - len(data))
+                if not more:
+                    break
+                data += more
+        except Exception as exc:  # the server's stream failed: the client is gone
+            raise self._ended(0) from exc
+        if len(data) < size:
+            raise self._ended(len(data))
         self._left -= size
         return data
 
