@@ -107,10 +107,10 @@ class LimitGuard:
         invocation = environ.get("HTTP_X_FC_INVOCATION_TYPE")
         is_async = invocation is not None and invocation.lower() == "async"
         limit = self.max_async_body_bytes if is_async else self.max_body_bytes
-        kind = "async" if is_async else "sync"
         length = content_length(environ)
         if length is not None:
             if length > limit:
+                kind = "async" if is_async else "sync"
                 raise InvalidArgument(
                     f"{kind} request body size {length} exceeds the limit of {limit} bytes"
                 )
