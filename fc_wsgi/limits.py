@@ -107,7 +107,7 @@ class LimitGuard:
         invocation = environ.get("HTTP_X_FC_INVOCATION_TYPE")
         is_async = invocation is not None and invocation.lower() == "async"
         limit = self.max_async_body_bytes if is_async else self.max_body_bytes
-        length = content_length(environ)
+        length = content_length(environ) if environ.get("CONTENT_LENGTH") else None  # GET: no call
         if length is not None:
             if length > limit:
                 kind = "async" if is_async else "sync"
