@@ -228,7 +228,7 @@ class _Exchange:
         if self.write is None:
             length = None
             if type(body) in (list, tuple) and self.environ["REQUEST_METHOD"] != "HEAD":
-                length = len(body[0]) if len(body) == 1 else sum(map(len, body))
+                length = sum(map(len, body))
             self.send(length)
         return body
 
