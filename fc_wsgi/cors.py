@@ -9,7 +9,9 @@ and always answers preflights itself; mode ``off`` adds nothing.
 
 This is the outermost layer so that error answers from the inner layers carry CORS headers
 too: a browser can only read the status of a failed call if the answer passes CORS. Every
-header tuple is built here once; per request only the echoed ``Origin`` is new.
+header tuple is built here once; per request only the echoed ``Origin`` is new. The
+``start_response`` handed inward is a :class:`CorsStart`: HeaderFilter, innermost, appends its
+defaults itself where the app set no CORS header, so the stack has one wrapper, not two.
 """
 
 from __future__ import annotations
@@ -80,7 +82,6 @@ class CorsDefaults:
         if expose_headers:
             fixed.append(("Access-Control-Expose-Headers", ",".join(expose_headers)))
         self._fixed = tuple(fixed)
-        self._fixed_names = frozenset(name.lower() for name, _ in fixed) | {_ACAO.lower()}
         self._with_vary = (*fixed, _VARY)
         self._no_origin = self._with_vary if mode == "fc" else (_VARY,)
         self._max_age = ("Access-Control-Max-Age", str(max_age))
