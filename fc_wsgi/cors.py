@@ -9,7 +9,9 @@ and always answers preflights itself; mode ``off`` adds nothing.
 
 This is the outermost layer so that error answers from the inner layers carry CORS headers
 too: a browser can only read the status of a failed call if the answer passes CORS. Every
-header tuple is built here once; per request only the echoed ``Origin`` is new.
+header tuple is built here once; per request only the echoed ``Origin`` is new. The
+``start_response`` handed inward is a :class:`CorsStart`: HeaderFilter, innermost, appends its
+defaults itself where the app set no CORS header, so the stack has one wrapper, not two.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 SAFELISTED_HEADERS = frozenset({"accept", "accept-language", "content-language", "content-type"})
 
 _ACAO = "Access-Control-Allow-Origin"
+_VARY = ("Vary", "Origin")
 # Control characters (CR, LF, NUL, ...): a request value holding one is never echoed into a
 # response header, where it could split the answer (some servers let them through).
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
@@ -79,8 +82,8 @@ class CorsDefaults:
         if expose_headers:
             fixed.append(("Access-Control-Expose-Headers", ",".join(expose_headers)))
         self._fixed = tuple(fixed)
-        self._fixed_names = frozenset(name.lower() for name, _ in fixed) | {_ACAO.lower()}
-        self._no_origin = (*fixed, ("Vary", "Origin")) if mode == "fc" else (("Vary", "Origin"),)
+        self._with_vary = (*fixed, _VARY)
+        self._no_origin = self._with_vary if mode == "fc" else (_VARY,)
         self._max_age = ("Access-Control-Max-Age", str(max_age))
         self._strict_methods = ("Access-Control-Allow-Methods", ",".join(self.allow_methods))
 
@@ -88,7 +91,8 @@ class CorsDefaults:
         if self.mode == "off":
             return self.app(environ, start_response)
         origin: str | None = environ.get("HTTP_ORIGIN")
-        if origin is not None and _UNSAFE.search(origin):
+        # isprintable() (C, ASCII fast path) is True only without control characters.
+        if origin is not None and not origin.isprintable() and _UNSAFE.search(origin):
             origin = None  # not an origin a browser sends: answered as if absent
         if origin is None:
             # No Origin: nothing to echo, but the answer to a request with one differs, so a
@@ -101,33 +105,15 @@ class CorsDefaults:
                 and not self._app_answers_preflight
             ):
                 return self._preflight(environ, start_response, origin)
-            added = ((_ACAO, origin), *self._fixed, ("Vary", "Origin"))
+            added = ((_ACAO, origin), *self._with_vary)
         else:
             # strict and not allowed: no CORS headers; the browser blocks the answer.
             if environ["REQUEST_METHOD"] == "OPTIONS":
                 if "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ:
                     return self._refuse(environ, start_response, "origin not allowed")
-            added = (("Vary", "Origin"),)
+            added = (_VARY,)
 
-        def start_with_cors(
-            status: str, headers: list[tuple[str, str]], exc_info: Any = None
-        ) -> Any:
-            # Defaults only: a header the app set itself wins (FC keeps the function's values).
-            # One C-level join tells whether the app set any CORS header or Vary at all.
-            names = "\0".join(map(_name, headers)).lower()
-            if "access-control-" not in names and "vary" not in names:
-                return start_response(status, [*headers, *added], exc_info)
-            own = {name.lower() for name, _ in headers}
-            merged = list(headers)
-            for name, value in added:
-                low = name.lower()
-                if low == "vary":
-                    merged = _add_vary(merged)
-                elif low not in own:
-                    merged.append((name, value))
-            return start_response(status, merged, exc_info)
-
-        return self.app(environ, start_with_cors)
+        return self.app(environ, CorsStart(start_response, added))
 
     def _preflight(
         self, environ: WSGIEnvironment, start_response: StartResponse, origin: str
@@ -164,6 +150,42 @@ class CorsDefaults:
     ) -> list[bytes]:
         error = AccessDenied(f"CORS preflight refused: {why}", headers=[("Vary", "Origin")])
         return error_response(error, environ, start_response, self.profile)
+
+
+class CorsStart:
+    """The ``start_response`` CorsDefaults hands inward: the server's, plus CORS defaults.
+
+    An object rather than a closure so that HeaderFilter, when it sends an answer without a
+    CORS or ``Vary`` header of the app's own, appends ``added`` itself and calls the server's
+    ``start_response`` directly: one wrapper less per request, the same headers.
+    """
+
+    __slots__ = ("start", "added")
+
+    def __init__(self, start: StartResponse, added: tuple[tuple[str, str], ...]) -> None:
+        self.start, self.added = start, added
+
+    def __call__(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        # Defaults only: a header the app set itself wins (FC keeps the function's values).
+        # One C-level join tells whether the app set any CORS header or Vary at all.
+        names = "\0".join(map(_name, headers)).lower()
+        if "access-control-" not in names and "vary" not in names:
+            return self.start(status, [*headers, *self.added], exc_info)
+        own = {name.lower() for name, _ in headers}
+        merged = list(headers)
+        for name, value in self.added:
+            low = name.lower()
+            if low == "vary":
+                merged = _add_vary(merged)
+            elif low not in own:
+                merged.append((name, value))
+        return self.start(status, merged, exc_info)
+
+
+def meets_cors_defaults(lower_name: str) -> bool:
+    """Whether a response header (lower-cased) may meet one of CorsStart's defaults: an answer
+    holding one must be merged by CorsStart, not just have the defaults appended."""
+    return lower_name.startswith("access-control-") or lower_name == "vary"
 
 
 def _add_vary(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -258,3 +258,18 @@ def test_property_no_client_x_fc_header_reaches_the_app(names):
     environ = make_environ(**{"HTTP_X_FC_" + n.upper().replace("-", "_"): "v" for n in names})
     HeaderFilter(snooping_app)(environ, Recorder().start_response)
     assert [k for k in SEEN if k.startswith("HTTP_X_FC_")] == ["HTTP_X_FC_REQUEST_ID"]
+
+
+def test_one_filter_drops_each_requests_own_reserved_headers_past_its_memory():
+    # The keys to drop are remembered per set of environ keys, for a bounded number of sets:
+    # the same set again, a new set, and sets past the bound are all cleaned alike.
+    header_filter = HeaderFilter(snooping_app)
+    for i in range(300):
+        extra = {f"HTTP_X_CUSTOM_{i % 270}": "kept"}
+        if i % 3:
+            extra[f"HTTP_X_FC_TRY_{i % 7}"] = "dropped"
+        if i % 5 == 0:
+            extra["HTTP_CONNECTION"] = "keep-alive"
+        header_filter(make_environ(**extra), Recorder().start_response)
+        assert [k for k in SEEN if k.startswith("HTTP_X_FC_")] == ["HTTP_X_FC_REQUEST_ID"]
+        assert "HTTP_CONNECTION" not in SEEN and SEEN[f"HTTP_X_CUSTOM_{i % 270}"] == "kept"
