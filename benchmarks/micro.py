@@ -56,9 +56,9 @@ OWN_BUDGETS_US = {
     "AuthGate function (ACS3)": 11.0,
     # The deadline (the watchdog's note), the function's environ merged into the request's,
     # an FCContext and two headers (X-Fc-Invocation-Duration, X-Fc-Max-Memory-Usage).
-    "FunctionRuntime (SIGALRM deadline)": 12.0,
+    "FunctionRuntime (SIGALRM deadline)": 8.0,
     # The same, plus the per-request log capture and its base64 X-Fc-Log-Result.
-    "FunctionRuntime, X-Fc-Log-Type: Tail": 20.0,
+    "FunctionRuntime, X-Fc-Log-Type: Tail": 14.0,
 }
 #: ``--check`` times many short runs (a few ms each, inside one slice of a shared CPU) and
 #: keeps the best: a busy neighbour slows a run, it never speeds one up. A layer over its
