@@ -145,7 +145,10 @@ def _observe_options(command: argparse.ArgumentParser) -> None:
         "--metrics-bind", metavar="HOST:PORT", help="serve Prometheus metrics there (own socket)"
     )
     command.add_argument(
-        "--function-label", metavar="NAME", help="the metrics' function label (default: default)"
+        "--function-label",
+        metavar="NAME",
+        help="the metrics' function label (default: the function's name, else 'default'; "
+        "for an s.yaml, the label of the router's own answers, default the project's name)",
     )
     command.add_argument("--log-format", choices=LOG_FORMATS, help="text (default) or json")
 
