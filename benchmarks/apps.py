@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+from fc_wsgi.common import FC_EXPOSE_HEADERS
+
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
@@ -32,6 +34,23 @@ def bare(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]
         environ["wsgi.input"].read(int(length))
     start_response("200 OK", list(_HEADERS))
     return [BODY]
+
+
+def fc_headers(environ: WSGIEnvironment, start_response: StartResponse) -> list[bytes]:
+    """The bare app answering the five headers FC adds to a browser's GET (request id, three
+    CORS headers, ``Vary``): what an FC-faithful stack cannot go below, served side by side."""
+    origin = environ.get("HTTP_ORIGIN", "")
+    start_response("200 OK", [*_HEADERS, *_FC_HEADERS, (_ACAO, origin)])
+    return [BODY]
+
+
+_ACAO = "Access-Control-Allow-Origin"
+_FC_HEADERS = (
+    ("X-Fc-Request-Id", "1-6b107c11-3b2f34896a744510084b1a27"),
+    ("Access-Control-Allow-Credentials", "true"),
+    ("Access-Control-Expose-Headers", ",".join(FC_EXPOSE_HEADERS)),
+    ("Vary", "Origin"),
+)
 
 
 def flask_bare() -> WSGIApplication:

@@ -174,6 +174,7 @@ def build_apps(creds: Credentials) -> list[App]:
     keys = [{"id": ACCESS_KEY_ID, "secret": creds.secret}]
     return [
         App("bare", bare),
+        App("fc headers", "benchmarks.apps:fc_headers"),
         App("anonymous", bare, {"authType": "anonymous", "methods": METHODS}),
         App(
             "anonymous+function",
@@ -202,6 +203,14 @@ def build_apps(creds: Credentials) -> list[App]:
 BENCHES = [
     Bench("bare (get.lua)", "bare", "get.lua", note="the WSGI function alone"),
     Bench("bare (cors.lua)", "bare", "cors.lua"),
+    Bench(
+        "FC's headers only",
+        "fc headers",
+        "cors.lua",
+        200,
+        "bare (cors.lua)",
+        note="the floor: the bare app answering FC's five headers itself",
+    ),
     Bench("anonymous+CORS", "anonymous", "cors.lua", 200, "bare (cors.lua)", note="full"),
     Bench(
         "anonymous+function",
