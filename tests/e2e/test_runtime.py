@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import http_request, write_tree
+from support import http_request, wait_for, write_tree
 
 pytestmark = pytest.mark.e2e
 
@@ -94,9 +94,17 @@ def test_timeout_answers_on_time_and_the_next_request_is_served(serve_function, 
     assert json.loads(body)["errorMessage"].startswith("Function timed out after 1 seconds")
     assert headers["X-Fc-Error-Type"] == "UnhandledInvocationError"
     assert 1000 <= int(headers["X-Fc-Invocation-Duration"]) < 3000
-    status, _, body = get(server, "/")
-    assert status == 200
-    assert json.loads(body)["pid"] != first_pid  # a fresh worker (open question 2)
+    # A fresh worker serves from now on (open question 2). A gthread worker that is stopping
+    # may still take a connection that reached it in the same poll as its stop: poll, briefly.
+    answers = []
+
+    def fresh_worker_answers() -> bool:
+        status, _, body = get(server, "/")
+        answers.append((status, json.loads(body)["pid"] if status == 200 else body))
+        return status == 200 and answers[-1][1] != first_pid
+
+    wait_for(fresh_worker_answers, 10, "a fresh worker's answer")
+    assert worker == "gthread" or len(answers) == 1, answers  # sync: the very next request
     assert ("Using worker: sync" if worker == "sync" else "Using worker: gthread") in (
         server.output()
     )
