@@ -14,7 +14,13 @@ import base64
 import json
 import logging
 from collections.abc import Mapping
+from operator import attrgetter
 from typing import Any
+
+
+def _alias(attribute: str) -> Any:
+    """FC's camelCase name for ``attribute``, read-only, as FC's classes have them."""
+    return property(attrgetter(attribute), doc=f"FC's camelCase name for ``{attribute}``.")
 
 
 class Credentials:
@@ -27,17 +33,9 @@ class Credentials:
         self.access_key_secret = access_key_secret
         self.security_token = security_token
 
-    @property
-    def accessKeyId(self) -> str:  # noqa: N802 - FC's alias
-        return self.access_key_id
-
-    @property
-    def accessKeySecret(self) -> str:  # noqa: N802 - FC's alias
-        return self.access_key_secret
-
-    @property
-    def securityToken(self) -> str:  # noqa: N802 - FC's alias
-        return self.security_token
+    accessKeyId = _alias("access_key_id")
+    accessKeySecret = _alias("access_key_secret")
+    securityToken = _alias("security_token")
 
     def to_dict(self) -> dict[str, str]:
         return {
@@ -76,17 +74,9 @@ class ServiceMeta:
         """Older FC 2.0 docs call the name ``service_name``."""
         return self.name
 
-    @property
-    def logProject(self) -> str:  # noqa: N802 - FC's alias
-        return self.log_project
-
-    @property
-    def logStore(self) -> str:  # noqa: N802 - FC's alias
-        return self.log_store
-
-    @property
-    def versionId(self) -> str:  # noqa: N802 - FC's alias
-        return self.version_id
+    logProject = _alias("log_project")
+    logStore = _alias("log_store")
+    versionId = _alias("version_id")
 
     def to_dict(self) -> dict[str, str]:
         return {"name": self.name, "logProject": self.log_project, "logStore": self.log_store,
@@ -150,17 +140,9 @@ class FCContext:
         self.region, self.account_id, self.retry_count = region, account_id, retry_count
         self.tracing, self.logger = tracing, logger
 
-    @property
-    def requestId(self) -> str:  # noqa: N802 - FC's alias
-        return self.request_id
-
-    @property
-    def accountId(self) -> str:  # noqa: N802 - FC's alias
-        return self.account_id
-
-    @property
-    def retryCount(self) -> int:  # noqa: N802 - FC's alias
-        return self.retry_count
+    requestId = _alias("request_id")
+    accountId = _alias("account_id")
+    retryCount = _alias("retry_count")
 
     def to_json(self) -> str:
         """The context as FC's camelCase JSON."""
