@@ -9,7 +9,6 @@ by pid (their whole process group).
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
@@ -22,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from support import free_port
+from support import free_port, http_request
 
 from tests.e2e.async_app import RUN_LOG_ENV, Run, read_runs
 
@@ -100,13 +99,7 @@ class Site:
         self, method: str, path: str, body: bytes | None = None, headers: dict | None = None
     ) -> tuple[int, dict[str, str], bytes]:
         assert self.server is not None and self.server.port is not None
-        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            response = conn.getresponse()
-            return response.status, dict(response.getheaders()), response.read()
-        finally:
-            conn.close()
+        return http_request(self.server.port, method, path, body=body, headers=headers)
 
     def post(self, path: str = "/", body: bytes = b"payload", **headers: str) -> str:
         """An async POST that must be accepted; returns its request id."""

@@ -51,16 +51,10 @@ def test_example_project_over_gunicorn(example):
 
 def test_async_runs_on_the_function_that_took_it(example, tmp_path):
     """Each function keeps its own journal beside the s.yaml; `fc-wsgi tasks` reads one."""
-    conn = http.client.HTTPConnection("127.0.0.1", example.port, timeout=10)
-    try:
-        headers = {"Host": "www.example.com", "X-Fc-Invocation-Type": "Async"}
-        conn.request("POST", "/v1/3", body=b"{}", headers=headers)
-        response = conn.getresponse()
-        response.read()
-    finally:
-        conn.close()
-    assert response.status == 202
-    request_id = response.getheader("X-Fc-Request-Id")
+    headers = {"Host": "www.example.com", "X-Fc-Invocation-Type": "Async"}
+    status, answer_headers, _ = http_request(example.port, "POST", "/v1/3", b"{}", headers)
+    assert status == 202
+    request_id = answer_headers["X-Fc-Request-Id"]
     project = tmp_path / "project"
 
     def tasks(function: str) -> list[dict]:
