@@ -85,17 +85,19 @@ class AuthGate:
             metrics.count_auth_refusal(error.code, environ)
             return error_response(error, environ, start_response, self.profile)
         check = self._check
-        if check is not None:
-            # Inline, not a helper: this runs on every authenticated request.
-            preflight = (  # browsers send no credentials with one (DESIGN.md, "Request flow")
-                environ["REQUEST_METHOD"] == "OPTIONS"
-                and "HTTP_ORIGIN" in environ
-                and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
-            )
-            if not preflight:
-                try:
-                    check(environ)
-                except FcError as error:
-                    metrics.count_auth_refusal(error.code, environ)
-                    return error_response(error, environ, start_response, self.profile)
+        if check is not None and not _is_preflight(environ):
+            try:
+                check(environ)
+            except FcError as error:
+                metrics.count_auth_refusal(error.code, environ)
+                return error_response(error, environ, start_response, self.profile)
         return self.app(environ, start_response)
+
+
+def _is_preflight(environ: WSGIEnvironment) -> bool:
+    """A CORS preflight: browsers send no credentials with one (DESIGN.md, "Request flow")."""
+    return (
+        environ["REQUEST_METHOD"] == "OPTIONS"
+        and "HTTP_ORIGIN" in environ
+        and "HTTP_ACCESS_CONTROL_REQUEST_METHOD" in environ
+    )

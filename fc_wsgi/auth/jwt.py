@@ -135,8 +135,7 @@ class JwtVerifier:
     def authenticate(self, environ: WSGIEnvironment) -> None:
         """Let the request through (claims passed on) or raise :class:`InvalidToken`."""
         form = Form(environ) if self._uses_form else None
-        path_rules = self._path_rule is not None  # without, every request needs a token
-        if path_rules and not self.requires_token(environ.get("PATH_INFO") or "/"):
+        if not self.requires_token(environ.get("PATH_INFO") or "/"):
             if self._passes_anything:
                 self._pass_claims(environ, None, form)
             return

@@ -367,9 +367,8 @@ def _fc_strings(environ: WSGIEnvironment, date: bytes, resources: Iterable[bytes
             if key.startswith("HTTP_X_FC_")
         )
     method = _wsgi_bytes(environ["REQUEST_METHOD"])
-    md5_text, type_text = get("HTTP_CONTENT_MD5"), get("CONTENT_TYPE")  # mostly neither
-    content_md5 = _wsgi_bytes(md5_text) if md5_text else b""
-    content_type = _wsgi_bytes(type_text) if type_text else b""
+    content_md5 = _wsgi_bytes(get("HTTP_CONTENT_MD5", ""))
+    content_type = _wsgi_bytes(get("CONTENT_TYPE", ""))
     return [
         fc_string_to_sign(method, content_md5, content_type, date, headers, resource)
         for resource in resources
