@@ -412,9 +412,9 @@ def on_server_thread(
     passes: int,
     number: int,
 ) -> None:
-    """FunctionRuntime off the main thread, as under gthread: its deadline is then a hand-off
-    to a runtime thread, which SIGALRM (main thread only) avoids."""
-    name = "FunctionRuntime (gthread: hand-off)"
+    """FunctionRuntime off the main thread, as under gthread: the call stays on its thread,
+    and its deadline is an entry in the watchdog's table instead of SIGALRM's."""
+    name = "FunctionRuntime (gthread thread)"
     runtime = next(
         (app for case, app, *_ in measured if case.startswith("FunctionRuntime (")), None
     )

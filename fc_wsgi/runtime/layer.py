@@ -44,7 +44,7 @@ from .environment import environ_extras, function_variables
 from .initializer import InitializationFailed, initializer_for
 from .recycle import recycle_worker
 from .slots import Slots, slots_for
-from .timeout import FunctionTimeout, run_with_deadline
+from .timeout import FunctionTimeout, run_with_deadline, stuck_calls
 
 if TYPE_CHECKING:
     from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -136,28 +136,60 @@ class FunctionRuntime:
             self.slots.release()
             raise
         invocation = _Invocation(self.app, environ, self.slots, tail, rid)  # releases the slot
+        answer_late = None
+        if not attempt:  # a request: on a server thread, the watchdog may answer for it
+
+            def answer_late(stack: str) -> None:
+                writes = []
+
+                def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None):  # type: ignore[no-untyped-def]
+                    writes.append(start_response(status, headers, exc_info))
+                    return writes[-1]
+
+                body = self._timed_out(stack, invocation, environ, start, started, tail, rid)
+                for chunk in body:
+                    writes[0](chunk)
+
         try:
-            status, headers, body = run_with_deadline(invocation.run, self.timeout_seconds)
-        except FunctionTimeout as timeout:
-            # Answered, so over for the caller and the cap, even if its thread runs on in a
-            # worker that is being replaced.
-            invocation.release_slot()
-            memory = logtail.peak_memory_mb()
-            message = (
-                f"Function timed out after {self.timeout_seconds} seconds "
-                f"(maxMemoryUsage: {memory:.2f}MB)"
+            status, headers, body = run_with_deadline(
+                invocation.run, self.timeout_seconds, answer_late
             )
-            # FC's runtime logs the stack as it stops the instance (section 15).
-            log.error("request %s: %s; Dumping stack trace after function timeout:\n%s",
-                      rid, message, timeout.stack)  # fmt: skip
-            logtail.note(tail, f"FC Invoke End RequestId: {rid}, Error: {message}")
-            recycle_worker(f"request {rid} timed out")
-            return self._answer_error({"errorMessage": message}, "UnhandledInvocationError",
-                                      environ, start_response, started, tail, rid,
-                                      code=TIMEOUT_CODE)  # fmt: skip
+        except FunctionTimeout as timeout:
+            if timeout.answered:
+                return []  # the watchdog sent the answer while the call ran on
+            return self._timed_out(timeout.stack, invocation, environ, start_response, started,
+                                   tail, rid)  # fmt: skip
         headers.extend(self._metrics(started, tail))
         start_response(status, headers)
         return body
+
+    def _timed_out(
+        self,
+        stack: str,
+        invocation: _Invocation,
+        environ: WSGIEnvironment,
+        start_response: StartResponse,
+        started: float,
+        tail: list[str] | None,
+        rid: str,
+    ) -> list[bytes]:
+        """FC's timeout answer (section 15); the worker is replaced."""
+        # Answered, so over for the caller and the cap, even if its thread runs on in a
+        # worker that is being replaced.
+        invocation.release_slot()
+        memory = logtail.peak_memory_mb()
+        message = (
+            f"Function timed out after {self.timeout_seconds} seconds "
+            f"(maxMemoryUsage: {memory:.2f}MB)"
+        )
+        # FC's runtime logs the stack as it stops the instance (section 15).
+        log.error("request %s: %s; Dumping stack trace after function timeout:\n%s",
+                  rid, message, stack)  # fmt: skip
+        logtail.note(tail, f"FC Invoke End RequestId: {rid}, Error: {message}")
+        recycle_worker(f"request {rid} timed out", stuck_calls)
+        return self._answer_error({"errorMessage": message}, "UnhandledInvocationError",
+                                  environ, start_response, started, tail, rid,
+                                  code=TIMEOUT_CODE)  # fmt: skip
 
     def _context(self, environ: WSGIEnvironment, rid: str, attempt: Any) -> FCContext:
         extras = self._extras

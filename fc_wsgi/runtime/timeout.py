@@ -1,25 +1,31 @@
 """Running a call with a deadline: the function's ``timeout`` and the initializer's (section 15).
 
-Two mechanisms, chosen per call by the thread it arrives on:
+One watchdog thread per process sleeps until the earliest deadline of the calls it watches.
+Arming a call costs no system call: the call records its deadline, and the watchdog acts only
+if that same call (compared by identity) is still running when the deadline passes. What it
+does then depends on the thread the call runs on:
 
-- **Main thread** (gunicorn's sync worker): a watchdog thread that, when the deadline passes,
-  signals the main thread (``pthread_kill``, SIGALRM), whose handler raises
-  :class:`FunctionTimeout` in the call. Arming it costs no system call: the call records its
-  deadline and the watchdog, asleep until the deadline it last saw, signals only if that same
-  call is still running (``setitimer`` would cost two system calls per call, which a virtual
-  machine's timer emulation makes ~10 µs). The signal interrupts Python code and blocking
-  system calls (``sleep``, socket reads, ``select``): the handler's ``finally`` blocks and the
-  app iterable's ``close()`` still run. It cannot interrupt C code that holds the GIL without
-  checking for signals (a long regex, a C extension's loop): the answer then comes when that
-  code returns to Python. If the app installed its own SIGALRM handler before the first call,
-  the other mechanism is used; a handler it installs later replaces ours, and the deadline then
-  runs the app's handler instead of stopping the call.
-- **Any other thread** (gthread workers, the async dispatcher's pool): the call runs on a
-  runtime-owned daemon thread and the caller waits with a timeout, so the answer leaves on time
-  whatever the call does. At the deadline :class:`FunctionTimeout` is also raised
-  asynchronously in the runtime thread, which stops Python code at its next bytecode but not a
-  blocking system call; the thread may go on until that call returns, which is why the worker
-  is then replaced (recycle.py). This path costs a thread hand-off per call.
+- **Main thread** (gunicorn's sync worker): it signals the main thread (``pthread_kill``,
+  SIGALRM), whose handler raises :class:`FunctionTimeout` in the call. The signal interrupts
+  Python code and blocking system calls (``sleep``, socket reads, ``select``): the handler's
+  ``finally`` blocks and the app iterable's ``close()`` still run. It cannot interrupt C code
+  that holds the GIL without checking for signals (a long regex, a C extension's loop): the
+  answer then comes when that code returns to Python. If the app installed its own SIGALRM
+  handler before the first call, a runtime thread is used instead (below); a handler it
+  installs later replaces ours, and the deadline then runs the app's handler.
+- **A request on any other thread** (gthread workers), when the caller can answer from
+  another thread (``answer_late``): the call runs on its own thread, and at the deadline the
+  watchdog *answers for it* (``answer_late``, which sends FC's timeout answer through the
+  server's ``write()``), then raises :class:`FunctionTimeout` asynchronously in the call's
+  thread. That stops Python code at its next bytecode, not a blocking system call: the
+  thread then goes on until the call returns, and the caller, told the answer is out
+  (``FunctionTimeout.answered``), sends nothing more. Python offers no way to interrupt a
+  blocked system call on a thread other than the main one, so such a worker is replaced
+  (recycle.py); :func:`stuck_calls` counts the calls that have not come back.
+- **Anything else** (the async dispatcher's pool, an initializer off the main thread): the
+  call runs on a runtime-owned daemon thread and the caller waits with a timeout, so the
+  caller returns on time whatever the call does; the runtime thread is interrupted the same
+  way. This costs a thread hand-off per call (tens of µs), which is why requests avoid it.
 
 ``FunctionTimeout`` derives from ``BaseException`` so that the function's ``except Exception``
 blocks do not swallow it.
@@ -28,6 +34,7 @@ blocks do not swallow it.
 from __future__ import annotations
 
 import ctypes
+import logging
 import math
 import os
 import queue
@@ -41,26 +48,46 @@ from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 
 class FunctionTimeout(BaseException):
-    """The call ran past its deadline; ``stack`` is where it was when the deadline passed."""
+    """The call ran past its deadline; ``stack`` is where it was when the deadline passed.
 
-    def __init__(self, stack: str = "") -> None:
+    ``answered``: the watchdog has already answered for the call (``answer_late``).
+    """
+
+    def __init__(self, stack: str = "", answered: bool = False) -> None:
         super().__init__("the call ran past its deadline")
         self.stack = stack
+        self.answered = answered
 
 
-def run_with_deadline(call: Callable[[], T], timeout_seconds: float) -> T:
-    """``call()``, or :class:`FunctionTimeout` once ``timeout_seconds`` have passed."""
-    if threading.get_ident() == threading.main_thread().ident:
-        watchdog = _watchdog or _start_watchdog()
-        if watchdog is not None:
-            return watchdog.run(call, timeout_seconds)
+def run_with_deadline(
+    call: Callable[[], T],
+    timeout_seconds: float,
+    answer_late: Callable[[str], None] | None = None,
+) -> T:
+    """``call()``, or :class:`FunctionTimeout` once ``timeout_seconds`` have passed.
+
+    ``answer_late(stack)``, when given, may answer for the call from the watchdog's thread;
+    it lets a call on a thread other than the main one run where it is, without a hand-off.
+    """
+    if threading.get_ident() == threading.main_thread().ident and (_alarm_ours or _take_alarm()):
+        return (_watchdog or _start_watchdog()).run_main(call, timeout_seconds)
+    if answer_late is not None:
+        return (_watchdog or _start_watchdog()).run_here(call, timeout_seconds, answer_late)
     return _run_on_runtime_thread(call, timeout_seconds)
 
 
+def stuck_calls() -> int:
+    """Calls the watchdog has answered for whose thread has not come back from them yet."""
+    watchdog = _watchdog
+    return len(watchdog.stuck) if watchdog is not None else 0
+
+
 class _Call:
-    """The main thread's call under watch: compared by identity, so each call is its own."""
+    """A call under watch: compared by identity, so each call is its own."""
 
     __slots__ = ("deadline",)
 
@@ -68,23 +95,44 @@ class _Call:
         self.deadline = deadline
 
 
+class _Watched(_Call):
+    """A call on another thread, which the watchdog answers for if it outlives its deadline."""
+
+    __slots__ = ("answer_late", "thread_id", "claim", "answered", "done")
+
+    def __init__(self, deadline: float, answer_late: Callable[[str], None]) -> None:
+        self.deadline = deadline
+        self.answer_late = answer_late
+        self.thread_id = threading.get_ident()
+        # Popped once (atomic under the GIL): by the call as it ends, or by the watchdog at the
+        # deadline. Whoever pops it gives the answer.
+        self.claim = [True]
+        self.answered: Any = None  # the watchdog's lock, held until its answer is out
+        self.done = False
+
+
 class _Watchdog:
-    """Signals the main thread when its call outlives its deadline (one per process)."""
+    """Keeps the deadlines of this process's calls (one per process)."""
 
     def __init__(self) -> None:
         self.running: _Call | None = None  # the main thread's call, set and cleared by it
-        self.expired: _Call | None = None  # the call the watchdog signalled
-        # With nothing running the watchdog sleeps this long: a call starting meanwhile ends
-        # no sooner, so its deadline is never missed.
+        self.expired: _Call | None = None  # the main thread's call the watchdog signalled
+        self.watched: dict[int, _Watched] = {}  # other threads' calls, by thread
+        self.stuck: set[_Watched] = set()  # answered for, their thread not back yet
+        # The watchdog never sleeps longer than this: a call starting meanwhile ends no
+        # sooner, so its deadline is never missed.
         self.shortest_seconds = math.inf
         self._wake = threading.Event()
         self._main = threading.main_thread().ident or 0
         threading.Thread(target=self._watch, name="fc-deadline", daemon=True).start()
 
-    def run(self, call: Callable[[], T], timeout_seconds: float) -> T:
+    def _shorten(self, timeout_seconds: float) -> None:
+        self.shortest_seconds = timeout_seconds
+        self._wake.set()  # it may be asleep for a longer timeout
+
+    def run_main(self, call: Callable[[], T], timeout_seconds: float) -> T:
         if timeout_seconds < self.shortest_seconds:
-            self.shortest_seconds = timeout_seconds
-            self._wake.set()  # it may be asleep for a longer timeout
+            self._shorten(timeout_seconds)
         watched = _Call(time.monotonic() + timeout_seconds)
         previous, self.running = self.running, watched
         try:
@@ -97,42 +145,114 @@ class _Watchdog:
             # the deadline had passed.
             raise FunctionTimeout(timeout.stack) from None
 
+    def run_here(
+        self, call: Callable[[], T], timeout_seconds: float, answer_late: Callable[[str], None]
+    ) -> T:
+        if timeout_seconds < self.shortest_seconds:
+            self._shorten(timeout_seconds)
+        watched = _Watched(time.monotonic() + timeout_seconds, answer_late)
+        self.watched[watched.thread_id] = watched
+        failure: BaseException | None = None
+        try:
+            try:
+                result = call()
+            except BaseException as exc:  # FunctionTimeout included: the watchdog claimed
+                failure = exc
+            self.watched.pop(watched.thread_id, None)
+            ours = watched.claim.pop()
+        except (IndexError, FunctionTimeout):  # the claim is the watchdog's: it answers
+            ours = False
+        if ours:
+            if failure is not None:
+                raise failure
+            return result
+        _settle(watched)
+        self.stuck.discard(watched)
+        raise FunctionTimeout(answered=True)
+
     def _watch(self) -> None:
         while True:
-            running = self.running
             now = time.monotonic()
-            if running is None:
-                wait = self.shortest_seconds
-            elif now < running.deadline:
-                wait = running.deadline - now
-            else:
-                self.expired = running
-                signal.pthread_kill(self._main, signal.SIGALRM)
-                wait = self.shortest_seconds  # again, if the call swallows the timeout
+            wait = self.shortest_seconds
+            running = self.running
+            if running is not None:
+                if now < running.deadline:
+                    wait = min(wait, running.deadline - now)
+                else:
+                    self.expired = running
+                    signal.pthread_kill(self._main, signal.SIGALRM)
+            for watched in list(self.watched.values()):  # one C-level copy: safe under the GIL
+                if now < watched.deadline:
+                    wait = min(wait, watched.deadline - now)
+                else:
+                    self._answer_for(watched)
             self._wake.wait(None if wait == math.inf else wait)
             self._wake.clear()
 
+    def _answer_for(self, watched: _Watched) -> None:
+        """Answer for a call past its deadline, then stop it where it runs Python code."""
+        if self.watched.get(watched.thread_id) is watched:
+            del self.watched[watched.thread_id]
+        answered = threading.Lock()
+        answered.acquire()
+        watched.answered = answered  # set before the claim: whoever loses it waits on it
+        try:
+            watched.claim.pop()
+        except IndexError:
+            return  # the call ended at its deadline and answers itself
+        frame = sys._current_frames().get(watched.thread_id)
+        try:
+            watched.answer_late("".join(traceback.format_stack(frame)) if frame else "")
+        except Exception:
+            log.exception("answering for a call past its deadline failed")
+        finally:
+            _raise_in(watched.thread_id)
+            self.stuck.add(watched)  # until its thread is back (it waits for ``answered``)
+            watched.done = True
+            answered.release()
 
-#: This process's watchdog (None until the first call on the main thread, and in a fork).
+
+def _settle(watched: _Watched) -> None:
+    """In the call's thread, once the watchdog claimed its answer: wait until the answer is
+    out, and take the FunctionTimeout it raises here, wherever it lands, so that none reaches
+    the server after this call returns."""
+    while True:
+        try:
+            if not watched.done:
+                watched.answered.acquire()
+            _clear_pending(watched.thread_id)
+            return
+        except FunctionTimeout:
+            continue
+
+
+#: This process's watchdog (None until the first call, and in a fork).
 _watchdog: _Watchdog | None = None
-#: SIGALRM is not ours: the app had its own handler, or the platform has no pthread_kill.
+#: SIGALRM's handler is ours; or it is not (the app had its own, or no pthread_kill).
+_alarm_ours = False
 _alarm_taken = False
 
 
-def _start_watchdog() -> _Watchdog | None:
-    """Install our SIGALRM handler and start the watchdog, unless the app has its own handler."""
-    global _watchdog, _alarm_taken
+def _start_watchdog() -> _Watchdog:
+    global _watchdog
+    _watchdog = _watchdog or _Watchdog()
+    return _watchdog
+
+
+def _take_alarm() -> bool:
+    """Install our SIGALRM handler, unless the app has its own (checked once: it is slow)."""
+    global _alarm_ours, _alarm_taken
     if _alarm_taken:
-        return None
+        return False
     if hasattr(signal, "pthread_kill") and signal.getsignal(signal.SIGALRM) in (
         signal.SIG_DFL,
         _on_alarm,
     ):
         signal.signal(signal.SIGALRM, _on_alarm)
-        _watchdog = _Watchdog()
+        _alarm_ours = True
     else:
-        _alarm_taken = True  # checked once: ``signal.getsignal`` is slow
-    return _watchdog
+        _alarm_taken = True
+    return _alarm_ours
 
 
 def _forget_watchdog() -> None:
@@ -183,7 +303,7 @@ def _run_on_runtime_thread(call: Callable[[], T], timeout_seconds: float) -> T:
     if not job.done.acquire(timeout=timeout_seconds):
         frame = sys._current_frames().get(job.thread_id)
         stack = "".join(traceback.format_stack(frame)) if frame is not None else ""
-        _interrupt(job)
+        _raise_in(job.thread_id)
         raise FunctionTimeout(stack)
     if job.error is not None:
         error, job.error = job.error, None
@@ -211,10 +331,15 @@ def _runtime_thread() -> None:
             continue  # a late interrupt, meant for a job that had just finished
 
 
-def _interrupt(job: _Job[Any]) -> None:
-    """Raise FunctionTimeout in the runtime thread still running ``job`` (Python code only)."""
-    ident = job.thread_id
-    if ident:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(ident), ctypes.py_object(FunctionTimeout)
-        )
+def _raise_in(thread_id: int) -> None:
+    """Raise FunctionTimeout in that thread at its next bytecode (Python code only)."""
+    if thread_id:
+        _set_async_exc(ctypes.c_ulong(thread_id), ctypes.py_object(FunctionTimeout))
+
+
+def _clear_pending(thread_id: int) -> None:
+    """Drop a FunctionTimeout raised in that thread that has not landed yet."""
+    _set_async_exc(ctypes.c_ulong(thread_id), None)
+
+
+_set_async_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc

@@ -20,9 +20,11 @@ class Worker:
 
     def __init__(self) -> None:
         self.exits = 0
+        self.alive = True
 
     def handle_exit(self, sig, frame) -> None:
         self.exits += 1
+        self.alive = False
 
 
 @pytest.fixture
@@ -132,6 +134,15 @@ def test_timeout_answer_with_real_duration_and_recycle(function_stack, worker):
     assert app.get("/", params="0").text == "awake"  # the next request is served
 
 
+class TimedRecorder(Recorder):
+    """Also notes when the answer started, and on which thread."""
+
+    def start_response(self, status, headers, exc_info=None):
+        self.answered_at = time.monotonic()
+        self.answered_on = threading.current_thread().name
+        return super().start_response(status, headers, exc_info)
+
+
 def test_timeout_on_a_server_thread(function_stack, worker, tmp_path):
     config = {"authType": "anonymous", "methods": ["GET"],
               "async": {"journal": str(tmp_path / "a.sqlite3")},
@@ -140,22 +151,27 @@ def test_timeout_on_a_server_thread(function_stack, worker, tmp_path):
     results = []
 
     def serve(query):
-        recorder = Recorder()
+        recorder = TimedRecorder()
         body = recorder.run(app, make_environ(QUERY_STRING=query))
-        results.append((recorder.status, body))
+        results.append((recorder, body, time.monotonic()))
 
     started = time.monotonic()
     thread = threading.Thread(target=serve, args=("3",))
     thread.start()
     thread.join(10)
-    assert time.monotonic() - started < 2.5  # answered at the deadline, not after the sleep
-    status, body = results[0]
-    assert status.startswith("502") and "timed out" in json.loads(body)["errorMessage"]
-    assert worker.exits == 1
+    recorder, body, returned_at = results[0]
+    # Answered at the deadline, by the watchdog, through the server's write(); the call's
+    # thread came back only when its sleep ended, and added nothing to the answer.
+    assert recorder.answered_at - started < 2.5 and recorder.answered_on == "fc-deadline"
+    assert returned_at - started >= 3
+    assert recorder.status.startswith("502") and recorder.calls == 1
+    assert body == recorder.written and "timed out" in json.loads(body)["errorMessage"]
+    assert worker.exits == 1 and deadlines.stuck_calls() == 0
     thread = threading.Thread(target=serve, args=("0",))
     thread.start()
     thread.join(10)
-    assert results[1] == ("200 OK", b"awake")
+    recorder, body, _ = results[1]
+    assert (recorder.status, body) == ("200 OK", b"awake")
 
 
 def test_the_log_has_the_stack_where_the_call_was_stopped(function_stack, worker, caplog):
@@ -177,3 +193,97 @@ def test_a_server_thread_timeout_dumps_the_runtime_threads_stack():
     thread.start()
     thread.join(5)
     assert "time.sleep(2)" in stacks[0]
+
+
+def _on_a_thread(call):
+    """Run ``call`` on a fresh thread; its outcome and when it came back."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["result"] = call()
+        except BaseException as exc:  # noqa: BLE001 - the test inspects whatever came out
+            outcome["error"] = exc
+        outcome["back_at"] = time.monotonic()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive()
+    return outcome
+
+
+def test_a_server_thread_in_python_code_is_stopped_at_its_deadline():
+    answers = []
+
+    def spin():
+        while True:
+            pass
+
+    started = time.monotonic()
+    outcome = _on_a_thread(lambda: run_with_deadline(spin, 0.2, answers.append))
+    assert len(answers) == 1 and "in spin" in answers[0]  # the stack where it was
+    assert isinstance(outcome["error"], FunctionTimeout) and outcome["error"].answered
+    assert outcome["back_at"] - started < 1.5  # stopped, not left spinning
+    assert deadlines.stuck_calls() == 0
+
+
+def test_a_shorter_deadline_on_another_thread_wakes_the_watchdog():
+    answers = []
+    long_call = threading.Thread(
+        target=lambda: run_with_deadline(lambda: time.sleep(1), 30, answers.append)
+    )
+    long_call.start()
+    time.sleep(0.05)  # the watchdog now sleeps until the 30 s deadline or the shortest timeout
+    started = time.monotonic()
+    outcome = _on_a_thread(lambda: run_with_deadline(lambda: time.sleep(2), 0.25, answers.append))
+    assert outcome["error"].answered and len(answers) == 1
+    assert answers and outcome["back_at"] - started >= 2  # blocked in sleep: came back after it
+    long_call.join(5)
+    assert len(answers) == 1  # the long call ended on its own
+
+
+def test_a_main_thread_deadline_after_a_long_call_ended():
+    run_with_deadline(lambda: None, 0.3)  # the shortest timeout seen so far
+    run_with_deadline(lambda: time.sleep(0.5), 30)  # the watchdog must not sleep 30 s meanwhile
+    started = time.monotonic()
+    with pytest.raises(FunctionTimeout):
+        run_with_deadline(lambda: time.sleep(5), 0.3)
+    assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.parametrize("work", ["sleep", "spin"])
+def test_calls_ending_at_their_deadline_get_exactly_one_answer(work):
+    """Calls that end just before, at or just after their deadline: each is answered once,
+    by itself or by the watchdog, and no timeout lands in the thread after the call."""
+    timeout = 0.02
+
+    def call(duration):
+        if work == "sleep":
+            time.sleep(duration)
+        else:
+            end = time.monotonic() + duration
+            while time.monotonic() < end:
+                pass
+        return "done"
+
+    def one(duration):
+        answers = []
+        try:
+            result = run_with_deadline(lambda: call(duration), timeout, answers.append)
+        except FunctionTimeout as timeout_:
+            assert timeout_.answered and len(answers) == 1
+            result = "answered late"
+        else:
+            assert answers == [] and result == "done"
+        for _ in range(1000):  # bytecodes in which a stray timeout would land
+            pass
+        return result
+
+    def many():
+        return [one(timeout * (0.8 + 0.4 * i / 40)) for i in range(40)]
+
+    outcome = _on_a_thread(many)
+    assert "error" not in outcome, outcome
+    assert set(outcome["result"]) <= {"done", "answered late"}
+    assert deadlines.stuck_calls() == 0
