@@ -135,21 +135,9 @@ class FunctionRuntime:
         except BaseException:
             self.slots.release()
             raise
-        invocation = _Invocation(self.app, environ, self.slots, tail, rid)  # releases the slot
-        answer_late = None
-        if not attempt:  # a request: on a server thread, the watchdog may answer for it
-
-            def answer_late(stack: str) -> None:
-                writes = []
-
-                def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None):  # type: ignore[no-untyped-def]
-                    writes.append(start_response(status, headers, exc_info))
-                    return writes[-1]
-
-                body = self._timed_out(stack, invocation, environ, start, started, tail, rid)
-                for chunk in body:
-                    writes[0](chunk)
-
+        invocation = _Invocation(self, environ, start_response, started, tail, rid)
+        # A request's caller waits: on a server thread, the watchdog may answer for the call.
+        answer_late = None if attempt else invocation.answer_late
         try:
             status, headers, body = run_with_deadline(
                 invocation.run, self.timeout_seconds, answer_late
@@ -157,26 +145,19 @@ class FunctionRuntime:
         except FunctionTimeout as timeout:
             if timeout.answered:
                 return []  # the watchdog sent the answer while the call ran on
-            return self._timed_out(timeout.stack, invocation, environ, start_response, started,
-                                   tail, rid)  # fmt: skip
+            return self._timed_out(invocation, timeout.stack, start_response)
         headers.extend(self._metrics(started, tail))
         start_response(status, headers)
         return body
 
     def _timed_out(
-        self,
-        stack: str,
-        invocation: _Invocation,
-        environ: WSGIEnvironment,
-        start_response: StartResponse,
-        started: float,
-        tail: list[str] | None,
-        rid: str,
+        self, invocation: _Invocation, stack: str, start_response: StartResponse
     ) -> list[bytes]:
         """FC's timeout answer (section 15); the worker is replaced."""
         # Answered, so over for the caller and the cap, even if its thread runs on in a
         # worker that is being replaced.
         invocation.release_slot()
+        rid, tail = invocation.rid, invocation.tail
         memory = logtail.peak_memory_mb()
         message = (
             f"Function timed out after {self.timeout_seconds} seconds "
@@ -188,8 +169,8 @@ class FunctionRuntime:
         logtail.note(tail, f"FC Invoke End RequestId: {rid}, Error: {message}")
         recycle_worker(f"request {rid} timed out", stuck_calls)
         return self._answer_error({"errorMessage": message}, "UnhandledInvocationError",
-                                  environ, start_response, started, tail, rid,
-                                  code=TIMEOUT_CODE)  # fmt: skip
+                                  invocation.environ, start_response, invocation.started, tail,
+                                  rid, code=TIMEOUT_CODE)  # fmt: skip
 
     def _context(self, environ: WSGIEnvironment, rid: str, attempt: Any) -> FCContext:
         extras = self._extras
@@ -250,17 +231,22 @@ class FunctionRuntime:
 class _Invocation:
     """One call of the stack inside the runtime, buffered; runs on the deadline's thread."""
 
-    __slots__ = ("app", "environ", "slots", "tail", "rid", "status", "headers", "_slot_held")
+    __slots__ = (
+        "runtime", "environ", "start_response", "started", "tail", "rid", "status", "headers",
+        "_slot_held",
+    )  # fmt: skip
 
     def __init__(
         self,
-        app: WSGIApplication,
+        runtime: FunctionRuntime,
         environ: WSGIEnvironment,
-        slots: Slots,
+        start_response: StartResponse,
+        started: float,
         tail: list[str] | None,
         rid: str,
     ) -> None:
-        self.app, self.environ, self.slots, self.tail, self.rid = app, environ, slots, tail, rid
+        self.runtime, self.environ, self.start_response = runtime, environ, start_response
+        self.started, self.tail, self.rid = started, tail, rid
         self.status: str | None = None
         self.headers: list[tuple[str, str]] = []
         self._slot_held = [True]  # popped once (atomic under the GIL) by whoever gives it back
@@ -279,11 +265,24 @@ class _Invocation:
             self._slot_held.pop()
         except IndexError:
             return
-        self.slots.release()
+        self.runtime.slots.release()
+
+    def answer_late(self, stack: str) -> None:
+        """On the watchdog's thread, at the deadline: FC's timeout answer, through the
+        server's ``write()``, while the call runs on."""
+        writes = []
+
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None):  # type: ignore[no-untyped-def]
+            writes.append(self.start_response(status, headers, exc_info))
+            return writes[-1]
+
+        for chunk in self.runtime._timed_out(self, stack, start):
+            writes[0](chunk)
 
     def _call(self) -> Response:
         tail, rid = self.tail, self.rid
-        logtail.note(tail, f"FC Invoke Start RequestId: {rid}")
+        if tail is not None:
+            logtail.note(tail, f"FC Invoke Start RequestId: {rid}")
         chunks: list[bytes] = []
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None):  # type: ignore[no-untyped-def]
@@ -294,7 +293,7 @@ class _Invocation:
             self.status, self.headers = status, list(headers)
             return chunks.append
 
-        body = self.app(self.environ, start_response)
+        body = self.runtime.app(self.environ, start_response)
         try:
             chunks.extend(body)
         finally:

@@ -73,7 +73,7 @@ def run_with_deadline(
     ``answer_late(stack)``, when given, may answer for the call from the watchdog's thread;
     it lets a call on a thread other than the main one run where it is, without a hand-off.
     """
-    if threading.get_ident() == threading.main_thread().ident and (_alarm_ours or _take_alarm()):
+    if threading.get_ident() == _main_thread_id and (_alarm_ours or _take_alarm()):
         return (_watchdog or _start_watchdog()).run_main(call, timeout_seconds)
     if answer_late is not None:
         return (_watchdog or _start_watchdog()).run_here(call, timeout_seconds, answer_late)
@@ -228,6 +228,8 @@ def _settle(watched: _Watched) -> None:
 
 #: This process's watchdog (None until the first call, and in a fork).
 _watchdog: _Watchdog | None = None
+#: The thread SIGALRM's handler runs on (in a fork: the thread that forked).
+_main_thread_id = threading.main_thread().ident
 #: SIGALRM's handler is ours; or it is not (the app had its own, or no pthread_kill).
 _alarm_ours = False
 _alarm_taken = False
@@ -257,8 +259,9 @@ def _take_alarm() -> bool:
 
 def _forget_watchdog() -> None:
     """In a forked child (a gunicorn worker): the parent's watchdog thread did not come along."""
-    global _watchdog
+    global _watchdog, _main_thread_id
     _watchdog = None
+    _main_thread_id = threading.main_thread().ident
 
 
 os.register_at_fork(after_in_child=_forget_watchdog)
