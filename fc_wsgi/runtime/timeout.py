@@ -43,8 +43,9 @@ import sys
 import threading
 import time
 import traceback
+from _thread import LockType
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 T = TypeVar("T")
 
@@ -98,16 +99,18 @@ class _Call:
 class _Watched(_Call):
     """A call on another thread, which the watchdog answers for if it outlives its deadline."""
 
-    __slots__ = ("answer_late", "thread_id", "claim", "answered", "done")
+    __slots__ = ("answer_late", "thread_id", "claim", "inside", "answered", "done")
 
     def __init__(self, deadline: float, answer_late: Callable[[str], None]) -> None:
         self.deadline = deadline
         self.answer_late = answer_late
         self.thread_id = threading.get_ident()
-        # Popped once (atomic under the GIL): by the call as it ends, or by the watchdog at the
-        # deadline. Whoever pops it gives the answer.
+        # Tokens, each taken once (see ``_take``) by the call's thread as the call ends or by
+        # the watchdog at the deadline: who takes ``claim`` gives the answer; if the watchdog
+        # takes ``inside``, it raises FunctionTimeout in the call.
         self.claim = [True]
-        self.answered: Any = None  # the watchdog's lock, held until its answer is out
+        self.inside = [True]
+        self.answered: LockType | None = None  # the watchdog's, held until its answer is out
         self.done = False
 
 
@@ -152,23 +155,29 @@ class _Watchdog:
             self._shorten(timeout_seconds)
         watched = _Watched(time.monotonic() + timeout_seconds, answer_late)
         self.watched[watched.thread_id] = watched
-        failure: BaseException | None = None
         try:
             try:
                 result = call()
-            except BaseException as exc:  # FunctionTimeout included: the watchdog claimed
-                failure = exc
-            self.watched.pop(watched.thread_id, None)
-            ours = watched.claim.pop()
-        except (IndexError, FunctionTimeout):  # the claim is the watchdog's: it answers
-            ours = False
-        if ours:
-            if failure is not None:
-                raise failure
+            finally:
+                self.watched.pop(watched.thread_id, None)
+                try:
+                    watched.inside.pop()  # from here on the watchdog raises nothing here
+                except IndexError:  # it raised, or is about to: take it here
+                    _settle(watched)
+        except BaseException:
+            # Once past ``inside``, no FunctionTimeout can land in this thread any more.
+            if _take(watched.claim):
+                raise  # the call's own error, for the caller to answer
+            self._settled(watched)
+        if _take(watched.claim):
             return result
+        self._settled(watched)
+
+    def _settled(self, watched: _Watched) -> NoReturn:
+        """The watchdog has answered for the call: wait until that answer is out."""
         _settle(watched)
         self.stuck.discard(watched)
-        raise FunctionTimeout(answered=True)
+        raise FunctionTimeout(answered=True) from None
 
     def _watch(self) -> None:
         while True:
@@ -184,7 +193,7 @@ class _Watchdog:
             for watched in list(self.watched.values()):  # one C-level copy: safe under the GIL
                 if now < watched.deadline:
                     wait = min(wait, watched.deadline - now)
-                else:
+                else:  # on this thread: a small answer, written into the socket's buffer
                     self._answer_for(watched)
             self._wake.wait(None if wait == math.inf else wait)
             self._wake.clear()
@@ -196,9 +205,7 @@ class _Watchdog:
         answered = threading.Lock()
         answered.acquire()
         watched.answered = answered  # set before the claim: whoever loses it waits on it
-        try:
-            watched.claim.pop()
-        except IndexError:
+        if not _take(watched.claim):
             return  # the call ended at its deadline and answers itself
         frame = sys._current_frames().get(watched.thread_id)
         try:
@@ -206,19 +213,28 @@ class _Watchdog:
         except Exception:
             log.exception("answering for a call past its deadline failed")
         finally:
-            _raise_in(watched.thread_id)
+            if _take(watched.inside):  # still in the call: stop it there (Python code only)
+                _raise_in(watched.thread_id)
             self.stuck.add(watched)  # until its thread is back (it waits for ``answered``)
             watched.done = True
             answered.release()
 
 
+def _take(token: list[bool]) -> bool:
+    """Pop a one-item token, atomically under the GIL: True for the one caller that got it."""
+    try:
+        return token.pop()
+    except IndexError:
+        return False
+
+
 def _settle(watched: _Watched) -> None:
-    """In the call's thread, once the watchdog claimed its answer: wait until the answer is
-    out, and take the FunctionTimeout it raises here, wherever it lands, so that none reaches
-    the server after this call returns."""
+    """In the call's thread, once the watchdog has taken a token: wait until it is done (its
+    answer out, its FunctionTimeout raised here), and take that exception wherever it lands,
+    so that none reaches the server after this call returns."""
     while True:
         try:
-            if not watched.done:
+            if not watched.done and watched.answered is not None:
                 watched.answered.acquire()
             _clear_pending(watched.thread_id)
             return
@@ -236,9 +252,14 @@ _alarm_taken = False
 
 
 def _start_watchdog() -> _Watchdog:
+    """This process's watchdog, started by the first call (of any thread)."""
     global _watchdog
-    _watchdog = _watchdog or _Watchdog()
+    with _starting:
+        _watchdog = _watchdog or _Watchdog()
     return _watchdog
+
+
+_starting = threading.Lock()
 
 
 def _take_alarm() -> bool:
