@@ -210,6 +210,8 @@ class _Watchdog:
         frame = sys._current_frames().get(watched.thread_id)
         try:
             watched.answer_late("".join(traceback.format_stack(frame)) if frame else "")
+        except OSError as exc:  # the client is gone: nothing left to answer
+            log.warning("the answer for a call past its deadline was not sent: %s", exc)
         except Exception:
             log.exception("answering for a call past its deadline failed")
         finally:

@@ -295,3 +295,13 @@ def test_calls_ending_at_their_deadline_get_exactly_one_answer(work):
     results = [result for outcome in outcomes for result in outcome["result"]]
     assert set(results) <= {"done", "answered late"} and len(results) == 120
     assert deadlines.stuck_calls() == 0
+
+
+def test_a_late_answer_to_a_client_that_left_is_logged_and_the_call_still_settles(caplog):
+    def client_gone(stack):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    outcome = _on_a_thread(lambda: run_with_deadline(lambda: time.sleep(0.5), 0.1, client_gone))
+    assert isinstance(outcome["error"], FunctionTimeout) and outcome["error"].answered
+    assert "was not sent: [Errno 32] Broken pipe" in caplog.text
+    assert deadlines.stuck_calls() == 0
