@@ -126,7 +126,6 @@ class _Watchdog:
         # sooner, so its deadline is never missed.
         self.shortest_seconds = math.inf
         self._wake = threading.Event()
-        self._main = threading.main_thread().ident or 0
         threading.Thread(target=self._watch, name="fc-deadline", daemon=True).start()
 
     def _shorten(self, timeout_seconds: float) -> None:
@@ -189,7 +188,7 @@ class _Watchdog:
                     wait = min(wait, running.deadline - now)
                 else:
                     self.expired = running
-                    signal.pthread_kill(self._main, signal.SIGALRM)
+                    signal.pthread_kill(_main_thread_id or 0, signal.SIGALRM)
             for watched in list(self.watched.values()):  # one C-level copy: safe under the GIL
                 if now < watched.deadline:
                     wait = min(wait, watched.deadline - now)
