@@ -11,8 +11,8 @@ does then depends on the thread the call runs on:
   ``finally`` blocks and the app iterable's ``close()`` still run. It cannot interrupt C code
   that holds the GIL without checking for signals (a long regex, a C extension's loop): the
   answer then comes when that code returns to Python. If the app installed its own SIGALRM
-  handler before the first call, a runtime thread is used instead (below); a handler it
-  installs later replaces ours, and the deadline then runs the app's handler.
+  handler before the first call, the main thread is treated like any other (below); a
+  handler it installs later replaces ours, and the deadline then runs the app's handler.
 - **A request on any other thread** (gthread workers), when the caller can answer from
   another thread (``answer_late``): the call runs on its own thread, and at the deadline the
   watchdog *answers for it* (``answer_late``, which sends FC's timeout answer through the

@@ -305,3 +305,18 @@ def test_a_late_answer_to_a_client_that_left_is_logged_and_the_call_still_settle
     assert isinstance(outcome["error"], FunctionTimeout) and outcome["error"].answered
     assert "was not sent: [Errno 32] Broken pipe" in caplog.text
     assert deadlines.stuck_calls() == 0
+
+
+def test_the_main_thread_without_our_alarm_is_answered_for_like_any_other(monkeypatch):
+    # The app had its own SIGALRM handler: the watchdog answers for the call instead.
+    monkeypatch.setattr(deadlines, "_alarm_ours", False)
+    monkeypatch.setattr(deadlines, "_alarm_taken", True)
+    answers = []
+    started = time.monotonic()
+    with pytest.raises(FunctionTimeout) as timeout:
+        run_with_deadline(lambda: time.sleep(0.6), 0.1, answers.append)
+    assert timeout.value.answered and len(answers) == 1
+    assert time.monotonic() - started >= 0.6  # the sleep was not interrupted: no signal
+    with pytest.raises(FunctionTimeout) as timeout:  # without answer_late: the hand-off
+        run_with_deadline(lambda: time.sleep(0.6), 0.1)
+    assert not timeout.value.answered and time.monotonic() - started < 1.2
