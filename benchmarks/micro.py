@@ -414,7 +414,7 @@ def on_server_thread(
 ) -> None:
     """FunctionRuntime off the main thread, as under gthread: the call stays on its thread,
     and its deadline is an entry in the watchdog's table instead of SIGALRM's."""
-    name = "FunctionRuntime (gthread thread)"
+    name = "FunctionRuntime (off the main thread)"
     runtime = next(
         (app for case, app, *_ in measured if case.startswith("FunctionRuntime (")), None
     )

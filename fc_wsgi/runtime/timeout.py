@@ -159,9 +159,9 @@ class _Watchdog:
                 result = call()
             finally:
                 self.watched.pop(watched.thread_id, None)
-                try:
-                    watched.inside.pop()  # from here on the watchdog raises nothing here
-                except IndexError:  # it raised, or is about to: take it here
+                # Taken: from here on the watchdog raises nothing here. Lost: it raised, or is
+                # about to: take that exception here.
+                if not _take(watched.inside):
                     _settle(watched)
         except BaseException:
             # Once past ``inside``, no FunctionTimeout can land in this thread any more.
