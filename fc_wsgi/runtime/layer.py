@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -151,9 +151,14 @@ class FunctionRuntime:
         return body
 
     def _timed_out(
-        self, invocation: _Invocation, stack: str, start_response: StartResponse
+        self,
+        invocation: _Invocation,
+        stack: str,
+        start_response: StartResponse,
+        stuck: Callable[[], int] | None = None,
     ) -> list[bytes]:
-        """FC's timeout answer (section 15); the worker is replaced."""
+        """FC's timeout answer (section 15); the worker is replaced, without waiting for
+        the calls ``stuck()`` counts."""
         # Answered, so over for the caller and the cap, even if its thread runs on in a
         # worker that is being replaced.
         invocation.release_slot()
@@ -167,7 +172,7 @@ class FunctionRuntime:
         log.error("request %s: %s; Dumping stack trace after function timeout:\n%s",
                   rid, message, stack)  # fmt: skip
         logtail.note(tail, f"FC Invoke End RequestId: {rid}, Error: {message}")
-        recycle_worker(f"request {rid} timed out", stuck_calls)
+        recycle_worker(f"request {rid} timed out", stuck)
         return self._answer_error({"errorMessage": message}, "UnhandledInvocationError",
                                   invocation.environ, start_response, invocation.started, tail,
                                   rid, code=TIMEOUT_CODE)  # fmt: skip
@@ -276,7 +281,8 @@ class _Invocation:
             writes.append(self.start_response(status, headers, exc_info))
             return writes[-1]
 
-        for chunk in self.runtime._timed_out(self, stack, start):
+        # The call runs on, maybe blocked for good: the worker leaves without it.
+        for chunk in self.runtime._timed_out(self, stack, start, stuck_calls):
             writes[0](chunk)
 
     def _call(self) -> Response:
